@@ -1,0 +1,6 @@
+/**
+ * JMH benchmarks of the kernels against native peers measured in the same run (OpenBLAS through
+ * bytedeco on off-heap memory), and {@link dev.lanes.bench.LanesCli}, the {@code ./lanes bench}
+ * command that runs them and prints the comparison table. May depend on every other Lanes module.
+ */
+package dev.lanes.bench;

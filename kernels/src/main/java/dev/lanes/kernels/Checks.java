@@ -1,0 +1,85 @@
+package dev.lanes.kernels;
+
+import java.lang.foreign.MemorySegment;
+
+/**
+ * Argument validation shared by the kernels. Every message names the argument and the numbers,
+ * and every check runs before a kernel reads or writes anything.
+ */
+final class Checks {
+  private Checks() {}
+
+  static <T> T notNull(T value, String name) {
+    if (value == null) {
+      throw new IllegalArgumentException(name + " must not be null");
+    }
+    return value;
+  }
+
+  static void nonNegative(long value, String name) {
+    if (value < 0) {
+      throw new IllegalArgumentException(name + " = " + value + " must be >= 0");
+    }
+  }
+
+  /**
+   * A row-major matrix of {@code rows x cols} needs {@code ld >= max(1, cols)}. The description of
+   * the matrix ({@code what}, e.g. "A is stored k x m") is only assembled on failure, so a valid
+   * call allocates nothing.
+   */
+  static void leadingDimension(int ld, String name, int cols, String what, int rows) {
+    int required = Math.max(1, cols);
+    if (ld < required) {
+      throw new IllegalArgumentException(name + " = " + ld + " is smaller than required " + required
+          + " (" + what + " " + rows + " x " + cols + ", row-major)");
+    }
+  }
+
+  /**
+   * Elements {@code [offset, offset + (rows-1)*ld + cols)} of a float buffer of {@code length}
+   * elements must exist. An empty matrix touches nothing, so only its offset is checked.
+   */
+  static void extent(String name, long offset, int rows, int cols, int ld, long length) {
+    if (offset < 0) {
+      throw new IndexOutOfBoundsException(name + " offset = " + offset + " must be >= 0");
+    }
+    if (rows == 0 || cols == 0) {
+      if (offset > length) {
+        throw new IndexOutOfBoundsException(
+            name + " offset = " + offset + " is past the end of its " + length + " floats");
+      }
+      return;
+    }
+    long end = offset + (long) (rows - 1) * ld + cols;
+    if (end > length) {
+      throw new IndexOutOfBoundsException(name + ": a " + rows + "x" + cols + " matrix with leading dimension "
+          + ld + " at offset " + offset + " needs floats [" + offset + ", " + end + ") but only "
+          + length + " exist");
+    }
+  }
+
+  /** A segment the kernel will read: alive and accessible from the calling thread. */
+  static void readable(MemorySegment segment, String name) {
+    notNull(segment, name);
+    if (!segment.scope().isAlive()) {
+      throw new IllegalArgumentException(name + " is a segment whose arena is already closed");
+    }
+    if (!segment.isAccessibleBy(Thread.currentThread())) {
+      throw new IllegalArgumentException(
+          name + " is confined to another thread and cannot be accessed from " + Thread.currentThread().getName());
+    }
+  }
+
+  /** A segment the kernel will write: readable and not read-only. */
+  static void writable(MemorySegment segment, String name) {
+    readable(segment, name);
+    if (segment.isReadOnly()) {
+      throw new IllegalArgumentException(name + " is a read-only segment");
+    }
+  }
+
+  /** Length of a segment in whole floats. */
+  static long floats(MemorySegment segment) {
+    return segment.byteSize() / Float.BYTES;
+  }
+}

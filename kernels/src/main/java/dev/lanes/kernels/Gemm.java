@@ -1,0 +1,160 @@
+package dev.lanes.kernels;
+
+import java.lang.foreign.MemorySegment;
+
+/**
+ * Single-precision general matrix multiply, {@code C = alpha * op(A) * op(B) + beta * C}, with CBLAS
+ * row-major semantics.
+ *
+ * <h2>Layout</h2>
+ * All matrices are row-major. op(A) is m x k, op(B) is k x n, C is m x n. Element (i, j) of a
+ * stored matrix X sits at float index {@code xOffset + i * ldx + j}. So:
+ * <ul>
+ *   <li>A is stored m x k ({@link Transpose#NONE}, {@code lda >= max(1, k)}) or k x m
+ *       ({@link Transpose#TRANSPOSE}, {@code lda >= max(1, m)});
+ *   <li>B is stored k x n ({@code ldb >= max(1, n)}) or n x k ({@code ldb >= max(1, k)});
+ *   <li>C is stored m x n ({@code ldc >= max(1, n)}).
+ * </ul>
+ * Offsets and leading dimensions count floats, not bytes. Segments are read and written in native
+ * byte order, and need no particular alignment.
+ *
+ * <h2>Semantics</h2>
+ * As in BLAS: m, n or k may be 0; when {@code k == 0} or {@code alpha == 0}, A and B are not read
+ * and C becomes {@code beta * C}. When {@code beta == 0} C is not read at all, so NaN or infinity
+ * already in C does not reach the result. C must not overlap A or B.
+ *
+ * <h2>Errors</h2>
+ * Every argument is checked before anything is read or written. A null argument, a negative
+ * dimension, a leading dimension that is too small, or a closed, read-only (for C) or foreign-thread
+ * segment throws {@link IllegalArgumentException}; a matrix that does not fit in its segment or
+ * array throws {@link IndexOutOfBoundsException}. The messages name the argument and the numbers.
+ *
+ * <h2>Threads</h2>
+ * Calls without a {@link Parallelism} use {@link Parallelism#getDefault()}. Work is split between
+ * threads by blocks of rows or columns of C, never along k, so the result is bitwise identical for
+ * any thread count.
+ *
+ * <h2>Accuracy</h2>
+ * Each element is a float32 dot product accumulated with fused multiply-adds in k order, so
+ * {@code |C - C_exact| <= 4 k u (|alpha| |A||B| + |beta| |C0|)} with {@code u = 2^-24}, elementwise,
+ * comfortably (the classical bound is about {@code k u}).
+ */
+public final class Gemm {
+  /**
+   * Below this many floating-point operations a call stays on one thread: waking a worker and
+   * meeting it again costs about as much as a 100^3 product.
+   */
+  static final long MIN_FLOPS_PER_THREAD = Long.getLong("lanes.gemm.minFlopsPerThread", 2L * 96 * 96 * 96);
+
+  /** A thread that never runs; a segment it may access is not confined to the caller. */
+  private static final Thread ANY_OTHER_THREAD = new Thread(() -> {}, "lanes-accessibility-probe");
+
+  private Gemm() {}
+
+  /** {@code C = alpha * op(A) * op(B) + beta * C} on segments, with the default parallelism. */
+  public static void sgemm(Transpose transA, Transpose transB, int m, int n, int k,
+      float alpha, MemorySegment a, long aOffset, int lda,
+      MemorySegment b, long bOffset, int ldb,
+      float beta, MemorySegment c, long cOffset, int ldc) {
+    sgemm(transA, transB, m, n, k, alpha, a, aOffset, lda, b, bOffset, ldb, beta, c, cOffset, ldc,
+        Parallelism.getDefault());
+  }
+
+  /** {@code C = alpha * op(A) * op(B) + beta * C} on segments, on up to {@code parallelism} threads. */
+  public static void sgemm(Transpose transA, Transpose transB, int m, int n, int k,
+      float alpha, MemorySegment a, long aOffset, int lda,
+      MemorySegment b, long bOffset, int ldb,
+      float beta, MemorySegment c, long cOffset, int ldc, Parallelism parallelism) {
+    Checks.notNull(parallelism, "parallelism");
+    validateShape(transA, transB, m, n, k, lda, ldb, ldc);
+    Checks.readable(a, "a");
+    Checks.readable(b, "b");
+    Checks.writable(c, "c");
+    validateExtents(transA, transB, m, n, k, aOffset, lda, Checks.floats(a), bOffset, ldb, Checks.floats(b),
+        cOffset, ldc, Checks.floats(c));
+    run(transA == Transpose.TRANSPOSE, transB == Transpose.TRANSPOSE, m, n, k,
+        alpha, a, aOffset, lda, b, bOffset, ldb, beta, c, cOffset, ldc, parallelism);
+  }
+
+  /** {@code C = alpha * op(A) * op(B) + beta * C} on arrays, with the default parallelism. */
+  public static void sgemm(Transpose transA, Transpose transB, int m, int n, int k,
+      float alpha, float[] a, int aOffset, int lda,
+      float[] b, int bOffset, int ldb,
+      float beta, float[] c, int cOffset, int ldc) {
+    sgemm(transA, transB, m, n, k, alpha, a, aOffset, lda, b, bOffset, ldb, beta, c, cOffset, ldc,
+        Parallelism.getDefault());
+  }
+
+  /** {@code C = alpha * op(A) * op(B) + beta * C} on arrays, on up to {@code parallelism} threads. */
+  public static void sgemm(Transpose transA, Transpose transB, int m, int n, int k,
+      float alpha, float[] a, int aOffset, int lda,
+      float[] b, int bOffset, int ldb,
+      float beta, float[] c, int cOffset, int ldc, Parallelism parallelism) {
+    Checks.notNull(parallelism, "parallelism");
+    validateShape(transA, transB, m, n, k, lda, ldb, ldc);
+    Checks.notNull(a, "a");
+    Checks.notNull(b, "b");
+    Checks.notNull(c, "c");
+    validateExtents(transA, transB, m, n, k, aOffset, lda, a.length, bOffset, ldb, b.length,
+        cOffset, ldc, c.length);
+    run(transA == Transpose.TRANSPOSE, transB == Transpose.TRANSPOSE, m, n, k,
+        alpha, MemorySegment.ofArray(a), aOffset, lda, MemorySegment.ofArray(b), bOffset, ldb,
+        beta, MemorySegment.ofArray(c), cOffset, ldc, parallelism);
+  }
+
+  private static void validateShape(Transpose transA, Transpose transB, int m, int n, int k,
+      int lda, int ldb, int ldc) {
+    Checks.notNull(transA, "transA");
+    Checks.notNull(transB, "transB");
+    Checks.nonNegative(m, "m");
+    Checks.nonNegative(n, "n");
+    Checks.nonNegative(k, "k");
+    if (transA == Transpose.NONE) {
+      Checks.leadingDimension(lda, "lda", k, "A (transA = NONE) is stored m x k =", m);
+    } else {
+      Checks.leadingDimension(lda, "lda", m, "A (transA = TRANSPOSE) is stored k x m =", k);
+    }
+    if (transB == Transpose.NONE) {
+      Checks.leadingDimension(ldb, "ldb", n, "B (transB = NONE) is stored k x n =", k);
+    } else {
+      Checks.leadingDimension(ldb, "ldb", k, "B (transB = TRANSPOSE) is stored n x k =", n);
+    }
+    Checks.leadingDimension(ldc, "ldc", n, "C is m x n =", m);
+  }
+
+  private static void validateExtents(Transpose transA, Transpose transB, int m, int n, int k,
+      long aOffset, int lda, long aLength, long bOffset, int ldb, long bLength,
+      long cOffset, int ldc, long cLength) {
+    boolean ta = transA == Transpose.TRANSPOSE;
+    boolean tb = transB == Transpose.TRANSPOSE;
+    Checks.extent("a", aOffset, ta ? k : m, ta ? m : k, lda, aLength);
+    Checks.extent("b", bOffset, tb ? n : k, tb ? k : n, ldb, bLength);
+    Checks.extent("c", cOffset, m, n, ldc, cLength);
+  }
+
+  private static void run(boolean transA, boolean transB, int m, int n, int k,
+      float alpha, MemorySegment a, long aOffset, int lda,
+      MemorySegment b, long bOffset, int ldb,
+      float beta, MemorySegment c, long cOffset, int ldc, Parallelism parallelism) {
+    if (m == 0 || n == 0) {
+      return;
+    }
+    GemmTask task = GemmTask.forCurrentThread();
+    task.set(transA, transB, m, n, k, alpha, a, aOffset, lda, b, bOffset, ldb, beta, c, cOffset, ldc);
+    try {
+      int parts = (int) Math.min(parallelism.threads(),
+          Math.min(task.maxParts(), Math.max(1L, task.flops() / MIN_FLOPS_PER_THREAD)));
+      if (parts > 1 && !(shareable(a) && shareable(b) && shareable(c))) {
+        parts = 1;
+      }
+      parallelism.invoke(task, parts);
+    } finally {
+      task.clear();
+    }
+  }
+
+  /** Whether threads other than the caller may touch the segment (false for confined arenas). */
+  private static boolean shareable(MemorySegment segment) {
+    return segment.isAccessibleBy(ANY_OTHER_THREAD);
+  }
+}

@@ -1,0 +1,81 @@
+package dev.lanes.kernels;
+
+import java.io.IOException;
+import java.nio.file.Files;
+import java.nio.file.Path;
+import java.util.Locale;
+
+/**
+ * Cache blocking for the GEMM, derived from this machine's L1d and L2 sizes.
+ *
+ * <p>The loop order (see {@link GemmTask}) keeps one packed MR x KC micro-panel of A in L1 while
+ * the kernel streams KC x NR micro-panels of B past it from an L2-resident KC x NC block of B:
+ * <ul>
+ *   <li><b>KC</b>: the A micro-panel gets a quarter of L1d, MR*KC*4 <= L1d/4. The rest of L1 is for
+ *       the B micro-panel passing through and the C tile. (48 KiB L1d, MR = 12: KC = 256.)
+ *   <li><b>NC</b>: the packed B block gets half of L2, KC*NC*4 <= L2/2, rounded down to a multiple
+ *       of NR. The other half absorbs the A panels, C and the hardware prefetcher's run-ahead.
+ *       (2 MiB L2: NC = 1024.)
+ *   <li><b>MC</b>: there is none. A is packed one MR-row micro-panel at a time, just before it is
+ *       used, so it is written straight into L1 and never needs an L2 block of its own.
+ * </ul>
+ * KC is fixed for a machine, so the order of the k-sum, and with it every result bit, is the same
+ * for any thread count. {@code lanes.gemm.kc} and {@code lanes.gemm.nc} override the derived values
+ * for tuning experiments.
+ */
+final class GemmBlocking {
+  static final long L1D_BYTES = cacheBytes(1, 48 * 1024);
+  static final long L2_BYTES = cacheBytes(2, 2 * 1024 * 1024);
+
+  static final int KC = Integer.getInteger("lanes.gemm.kc",
+      clamp(roundDown((int) (L1D_BYTES / 4 / (GemmMicroKernel.MR * 4L)), 16), 64, 1024));
+  static final int NC = Integer.getInteger("lanes.gemm.nc",
+      clamp(roundDown((int) (L2_BYTES / 2 / (KC * 4L)), GemmMicroKernel.NR), GemmMicroKernel.NR, 8192));
+
+  private GemmBlocking() {}
+
+  private static int roundDown(int x, int multiple) {
+    return Math.max(multiple, x / multiple * multiple);
+  }
+
+  private static int clamp(int x, int lo, int hi) {
+    return Math.max(lo, Math.min(hi, x));
+  }
+
+  /** Reads the data (or unified) cache of the given level from Linux sysfs; the fallback elsewhere. */
+  private static long cacheBytes(int level, long fallback) {
+    Path dir = Path.of("/sys/devices/system/cpu/cpu0/cache");
+    for (int index = 0; index < 8; index++) {
+      Path entry = dir.resolve("index" + index);
+      try {
+        if (!Files.isDirectory(entry)) {
+          break;
+        }
+        int entryLevel = Integer.parseInt(Files.readString(entry.resolve("level")).trim());
+        String type = Files.readString(entry.resolve("type")).trim();
+        if (entryLevel == level && !type.equals("Instruction")) {
+          return parseSize(Files.readString(entry.resolve("size")).trim(), fallback);
+        }
+      } catch (IOException | RuntimeException e) {
+        return fallback;
+      }
+    }
+    return fallback;
+  }
+
+  private static long parseSize(String text, long fallback) {
+    String s = text.toUpperCase(Locale.ROOT);
+    long unit = 1;
+    if (s.endsWith("K")) {
+      unit = 1024;
+    } else if (s.endsWith("M")) {
+      unit = 1024 * 1024;
+    }
+    String digits = unit == 1 ? s : s.substring(0, s.length() - 1);
+    try {
+      return Long.parseLong(digits) * unit;
+    } catch (NumberFormatException e) {
+      return fallback;
+    }
+  }
+}

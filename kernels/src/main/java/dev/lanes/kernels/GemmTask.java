@@ -1,0 +1,153 @@
+package dev.lanes.kernels;
+
+import static java.lang.foreign.ValueLayout.JAVA_FLOAT_UNALIGNED;
+
+import java.lang.foreign.MemorySegment;
+
+/**
+ * One validated GEMM call, and the BLIS-style loops that compute a slice of it.
+ *
+ * <p>Loop nest for one thread's slice of C (rows [m0, m1), columns [n0, n1)):
+ * <pre>
+ *   for jc in n0..n1 step NC            B block columns (L2)
+ *     for pc in 0..k step KC            the k-sum in KC chunks, always in this order
+ *       pack op(B)[pc:+KC, jc:+NC]      -> NC/NR micro-panels
+ *       for ir in m0..m1 step MR
+ *         pack op(A)[ir:+MR, pc:+KC]    -> one micro-panel, lands in L1
+ *         for jr in 0..NC step NR
+ *           micro-kernel: C[ir:+MR, jc+jr:+NR] (+)= alpha * Ap * Bp
+ * </pre>
+ * Threads take disjoint ranges of whole MR-row (or NR-column) tiles, and nothing splits k, so
+ * every element of C is summed in the same order, and gets the same bits, for any thread count.
+ *
+ * <p>An instance is reused per calling thread: its fields are set for a call and cleared after
+ * it, so a call allocates nothing.
+ */
+final class GemmTask implements ParallelTask {
+  private static final ThreadLocal<GemmTask> PER_THREAD = ThreadLocal.withInitial(GemmTask::new);
+
+  private boolean transA;
+  private boolean transB;
+  private int m;
+  private int n;
+  private int k;
+  private float alpha;
+  private float beta;
+  private MemorySegment a;
+  private long aOff;
+  private long ldaBytes;
+  private MemorySegment b;
+  private long bOff;
+  private long ldbBytes;
+  private MemorySegment c;
+  private long cOff;
+  private long ldcBytes;
+  /** Split rows (true) or columns (false) between threads. */
+  private boolean splitRows;
+
+  static GemmTask forCurrentThread() {
+    return PER_THREAD.get();
+  }
+
+  void set(boolean transA, boolean transB, int m, int n, int k, float alpha, MemorySegment a, long aOffset,
+      int lda, MemorySegment b, long bOffset, int ldb, float beta, MemorySegment c, long cOffset, int ldc) {
+    this.transA = transA;
+    this.transB = transB;
+    this.m = m;
+    this.n = n;
+    this.k = k;
+    this.alpha = alpha;
+    this.beta = beta;
+    this.a = a;
+    this.aOff = aOffset * Float.BYTES;
+    this.ldaBytes = (long) lda * Float.BYTES;
+    this.b = b;
+    this.bOff = bOffset * Float.BYTES;
+    this.ldbBytes = (long) ldb * Float.BYTES;
+    this.c = c;
+    this.cOff = cOffset * Float.BYTES;
+    this.ldcBytes = (long) ldc * Float.BYTES;
+    long rowTiles = (m + GemmMicroKernel.MR - 1) / GemmMicroKernel.MR;
+    long colTiles = (n + GemmMicroKernel.NR - 1) / GemmMicroKernel.NR;
+    this.splitRows = rowTiles >= colTiles;
+  }
+
+  /** Drops the references to the caller's segments so a finished call keeps nothing alive. */
+  void clear() {
+    a = null;
+    b = null;
+    c = null;
+  }
+
+  /** How many pieces this call can usefully be cut into: one per tile along the split dimension. */
+  int maxParts() {
+    return splitRows ? (m + GemmMicroKernel.MR - 1) / GemmMicroKernel.MR
+        : (n + GemmMicroKernel.NR - 1) / GemmMicroKernel.NR;
+  }
+
+  long flops() {
+    return 2L * m * n * k;
+  }
+
+  @Override
+  public void run(int part, int parts) {
+    int tile = splitRows ? GemmMicroKernel.MR : GemmMicroKernel.NR;
+    int extent = splitRows ? m : n;
+    int tiles = (extent + tile - 1) / tile;
+    int from = Math.min(extent, (int) ((long) tiles * part / parts) * tile);
+    int to = Math.min(extent, (int) ((long) tiles * (part + 1) / parts) * tile);
+    if (from >= to) {
+      return;
+    }
+    if (splitRows) {
+      compute(from, to, 0, n, GemmWorkspace.forCurrentThread());
+    } else {
+      compute(0, m, from, to, GemmWorkspace.forCurrentThread());
+    }
+  }
+
+  private void compute(int m0, int m1, int n0, int n1, GemmWorkspace ws) {
+    if (k == 0 || alpha == 0f) {
+      scale(m0, m1, n0, n1);
+      return;
+    }
+    final int mr = GemmMicroKernel.MR;
+    final int nr = GemmMicroKernel.NR;
+    final int kcMax = GemmBlocking.KC;
+    final int ncMax = GemmBlocking.NC;
+    for (int jc = n0; jc < n1; jc += ncMax) {
+      int nc = Math.min(ncMax, n1 - jc);
+      for (int pc = 0; pc < k; pc += kcMax) {
+        int kc = Math.min(kcMax, k - pc);
+        // Only the first chunk of the k-sum sees beta; later chunks accumulate onto it.
+        float betaHere = pc == 0 ? beta : 1f;
+        GemmPacking.packB(transB, b, bOff, ldbBytes, pc, kc, jc, nc, ws.bBlock);
+        int panelFloats = kc * nr;
+        for (int ir = m0; ir < m1; ir += mr) {
+          int rows = Math.min(mr, m1 - ir);
+          GemmPacking.packA(transA, a, aOff, ldaBytes, ir, rows, pc, kc, ws.aPanel);
+          long cRow = cOff + ir * ldcBytes + (long) jc * Float.BYTES;
+          for (int jr = 0, panel = 0; jr < nc; jr += nr, panel++) {
+            GemmMicroKernel.compute(kc, ws.aPanel, 0, ws.bBlock, panel * panelFloats, ws.tile);
+            GemmMicroKernel.store(ws.tile, c, cRow + (long) jr * Float.BYTES, ldcBytes, rows,
+                Math.min(nr, nc - jr), alpha, betaHere);
+          }
+        }
+      }
+    }
+  }
+
+  /** C = beta * C, for k == 0 or alpha == 0, where BLAS reads neither A nor B. */
+  private void scale(int m0, int m1, int n0, int n1) {
+    if (beta == 1f) {
+      return;
+    }
+    for (int i = m0; i < m1; i++) {
+      long row = cOff + i * ldcBytes;
+      for (int j = n0; j < n1; j++) {
+        long at = row + (long) j * Float.BYTES;
+        c.set(JAVA_FLOAT_UNALIGNED, at, beta == 0f ? 0f : beta * c.get(JAVA_FLOAT_UNALIGNED, at));
+      }
+    }
+  }
+}

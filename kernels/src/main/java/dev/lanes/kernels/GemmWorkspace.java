@@ -1,0 +1,32 @@
+package dev.lanes.kernels;
+
+/**
+ * One thread's packing buffers, allocated once and reused by every call on that thread, so a GEMM
+ * in steady state allocates nothing. They are heap arrays, not segments: the micro-kernel's loads
+ * from int-indexed arrays lose their bounds checks to C2's range-check elimination (see
+ * {@link GemmMicroKernel}). They go away with the thread.
+ */
+final class GemmWorkspace {
+  private static final ThreadLocal<GemmWorkspace> PER_THREAD = ThreadLocal.withInitial(GemmWorkspace::new);
+
+  /** One packed MR x KC micro-panel of A. */
+  final float[] aPanel;
+  /** One packed KC x NC block of B, as NC/NR micro-panels. */
+  final float[] bBlock;
+  /** One MR x NR tile of A*B on its way from the micro-kernel's registers to C. */
+  final float[] tile;
+
+  private GemmWorkspace() {
+    int mr = GemmMicroKernel.MR;
+    int nr = GemmMicroKernel.NR;
+    int kc = GemmBlocking.KC;
+    int ncPadded = (GemmBlocking.NC + nr - 1) / nr * nr;
+    aPanel = new float[mr * kc];
+    bBlock = new float[kc * ncPadded];
+    tile = new float[mr * nr];
+  }
+
+  static GemmWorkspace forCurrentThread() {
+    return PER_THREAD.get();
+  }
+}
