@@ -1,9 +1,8 @@
 package dev.lanes.kernels;
 
-import static java.lang.foreign.ValueLayout.JAVA_FLOAT_UNALIGNED;
-
 import java.lang.foreign.MemorySegment;
 import java.nio.ByteOrder;
+import java.util.Arrays;
 import jdk.incubator.vector.FloatVector;
 import jdk.incubator.vector.VectorMask;
 import jdk.incubator.vector.VectorSpecies;
@@ -16,46 +15,38 @@ import jdk.incubator.vector.VectorSpecies;
  * micro-panels, each k-major: {@code Bp[panel][p*NR + j] = op(B)[p][j]}. Rows or columns past the
  * edge of the matrix are packed as zeros, so the kernel always computes full tiles and only the
  * store is cut to size.
+ *
+ * <p>Both operands reduce to the same two shapes of source, so there are two routines:
+ * <ul>
+ *   <li>{@link #packRuns}: each k step of the panel is a contiguous run in the source (op(A) = Aᵀ,
+ *       op(B) = B). One masked vector copy per run.
+ *   <li>{@link #packTransposed}: each panel row is a contiguous run along k in the source
+ *       (op(A) = A, op(B) = Bᵀ). The runs are bulk-copied into a scratch array, then transposed
+ *       array to array, where C2 drops the bounds checks; element-wise segment reads cost about
+ *       as much as the whole multiply at small sizes.
+ * </ul>
  */
 final class GemmPacking {
   private static final VectorSpecies<Float> SPECIES = GemmMicroKernel.SPECIES;
   private static final int LANES = GemmMicroKernel.LANES;
   private static final int MR = GemmMicroKernel.MR;
   private static final int NR = GemmMicroKernel.NR;
-  private static final int NV = GemmMicroKernel.NV;
   private static final ByteOrder ORDER = ByteOrder.nativeOrder();
 
   private GemmPacking() {}
 
   /**
-   * Packs op(A)[i0 .. i0+mr) x [p0 .. p0+kc) into {@code dst} (MR*kc floats), zero rows below mr.
+   * Packs op(A)[i0 .. i0+mr) x [p0 .. p0+kc) into {@code dst[0 .. MR*kc)}, zero rows below mr.
    * {@code aOff} is the byte offset of A's element (0, 0); {@code ldaBytes} its row pitch.
    */
   static void packA(boolean transposed, MemorySegment a, long aOff, long ldaBytes, int i0, int mr,
-      int p0, int kc, float[] dst) {
-    if (!transposed) {
-      // A is m x k row-major: each row of the panel is contiguous in A, strided in the panel.
-      for (int i = 0; i < mr; i++) {
-        long src = aOff + (i0 + i) * ldaBytes + 4L * p0;
-        for (int p = 0; p < kc; p++) {
-          dst[p * MR + i] = a.get(JAVA_FLOAT_UNALIGNED, src + 4L * p);
-        }
-      }
+      int p0, int kc, float[] dst, float[] scratch, TransposeMap map) {
+    if (transposed) {
+      // A is stored k x m: k step p is the run A[p0+p][i0 .. i0+mr).
+      packRuns(a, aOff + p0 * ldaBytes + 4L * i0, ldaBytes, mr, kc, MR, dst, 0);
     } else {
-      // A is stored k x m: each k step of the panel is a contiguous run of mr floats in A.
-      for (int p = 0; p < kc; p++) {
-        long src = aOff + (p0 + p) * ldaBytes + 4L * i0;
-        for (int i = 0; i < mr; i++) {
-          dst[p * MR + i] = a.get(JAVA_FLOAT_UNALIGNED, src + 4L * i);
-        }
-      }
-    }
-    if (mr < MR) {
-      for (int p = 0; p < kc; p++) {
-        for (int i = mr; i < MR; i++) {
-          dst[p * MR + i] = 0f;
-        }
-      }
+      // A is stored m x k: panel row i is the run A[i0+i][p0 .. p0+kc).
+      packTransposed(a, aOff + i0 * ldaBytes + 4L * p0, ldaBytes, mr, kc, MR, dst, 0, scratch, map);
     }
   }
 
@@ -64,52 +55,115 @@ final class GemmPacking {
    * zero columns past nc. {@code bOff} is the byte offset of B's element (0, 0).
    */
   static void packB(boolean transposed, MemorySegment b, long bOff, long ldbBytes, int p0, int kc,
-      int j0, int nc, float[] dst) {
-    int panelFloats = kc * NR;
+      int j0, int nc, float[] dst, float[] scratch, TransposeMap map) {
     for (int jp = 0, panel = 0; jp < nc; jp += NR, panel++) {
       int cols = Math.min(NR, nc - jp);
-      int to = panel * panelFloats;
-      if (!transposed) {
-        packRowsB(b, bOff + 4L * (j0 + jp), ldbBytes, p0, kc, cols, dst, to);
+      int to = panel * kc * NR;
+      if (transposed) {
+        // B is stored n x k: panel column j is the run B[j0+jp+j][p0 .. p0+kc).
+        packTransposed(b, bOff + (j0 + jp) * ldbBytes + 4L * p0, ldbBytes, cols, kc, NR, dst, to, scratch, map);
       } else {
-        // B is stored n x k: column j of the panel is a contiguous run along k in B.
-        for (int j = 0; j < cols; j++) {
-          long src = bOff + (j0 + jp + j) * ldbBytes + 4L * p0;
-          for (int p = 0; p < kc; p++) {
-            dst[to + p * NR + j] = b.get(JAVA_FLOAT_UNALIGNED, src + 4L * p);
-          }
-        }
-        for (int p = 0; p < kc; p++) {
-          for (int j = cols; j < NR; j++) {
-            dst[to + p * NR + j] = 0f;
-          }
-        }
+        // B is stored k x n: k step p is the run B[p0+p][j0+jp .. j0+jp+cols).
+        packRuns(b, bOff + p0 * ldbBytes + 4L * (j0 + jp), ldbBytes, cols, kc, NR, dst, to);
       }
     }
   }
 
-  /** B is k x n row-major: each k step of a panel is a contiguous run of NR (or fewer) floats. */
-  private static void packRowsB(MemorySegment b, long colOff, long ldbBytes, int p0, int kc, int cols,
+  /**
+   * {@code dst[to + p*width + r] = src[p-th run][r]} for r < count, 0 for count <= r < width,
+   * where run p starts at byte {@code first + p*pitch}.
+   */
+  private static void packRuns(MemorySegment src, long first, long pitch, int count, int kc, int width,
       float[] dst, int to) {
-    if (cols == NR) {
+    if (count == width && width % LANES == 0) {
       for (int p = 0; p < kc; p++) {
-        long src = colOff + (p0 + p) * ldbBytes;
-        int d = to + p * NR;
-        for (int v = 0; v < NV; v++) {
-          FloatVector.fromMemorySegment(SPECIES, b, src + v * (LANES * 4L), ORDER)
-              .intoArray(dst, d + v * LANES);
+        long from = first + p * pitch;
+        int d = to + p * width;
+        for (int v = 0; v < width; v += LANES) {
+          FloatVector.fromMemorySegment(SPECIES, src, from + 4L * v, ORDER).intoArray(dst, d + v);
         }
       }
-    } else {
-      for (int p = 0; p < kc; p++) {
-        long src = colOff + (p0 + p) * ldbBytes;
-        int d = to + p * NR;
-        for (int v = 0; v < NV; v++) {
-          VectorMask<Float> valid = SPECIES.indexInRange(v * LANES, cols);
-          FloatVector.fromMemorySegment(SPECIES, b, src + v * (LANES * 4L), ORDER, valid)
-              .intoArray(dst, d + v * LANES);
-        }
+      return;
+    }
+    for (int p = 0; p < kc; p++) {
+      long from = first + p * pitch;
+      int d = to + p * width;
+      for (int v = 0; v < width; v += LANES) {
+        // Lanes past count read nothing and store zero; lanes past width are not stored at all.
+        VectorMask<Float> present = SPECIES.indexInRange(v, count);
+        VectorMask<Float> inPanel = SPECIES.indexInRange(v, width);
+        FloatVector.fromMemorySegment(SPECIES, src, from + 4L * v, ORDER, present)
+            .intoArray(dst, d + v, inPanel);
       }
+    }
+  }
+
+  /**
+   * {@code dst[to + p*width + r] = run_r[p]} for r < count, 0 for count <= r < width, where run r
+   * holds kc floats starting at byte {@code first + r*pitch}. {@code scratch} holds width*kc floats.
+   */
+  private static void packTransposed(MemorySegment src, long first, long pitch, int count, int kc,
+      int width, float[] dst, int to, float[] scratch, TransposeMap map) {
+    // Vector copies rather than MemorySegment.copy: at these run lengths (tens to hundreds of
+    // floats) the bulk copy's per-call checks cost more than the data movement.
+    int whole = kc - kc % LANES;
+    for (int r = 0; r < count; r++) {
+      long from = first + r * pitch;
+      int d = r * kc;
+      int p = 0;
+      for (; p < whole; p += LANES) {
+        FloatVector.fromMemorySegment(SPECIES, src, from + 4L * p, ORDER).intoArray(scratch, d + p);
+      }
+      if (p < kc) {
+        VectorMask<Float> tail = SPECIES.indexInRange(p, kc);
+        FloatVector.fromMemorySegment(SPECIES, src, from + 4L * p, ORDER, tail).intoArray(scratch, d + p, tail);
+      }
+    }
+    if (count < width) {
+      Arrays.fill(scratch, count * kc, width * kc, 0f);
+    }
+    // The panel, read as consecutive vectors, is a fixed gather pattern over the scratch rows
+    // that repeats every LANES k steps, shifted by LANES: one gather per output vector instead of
+    // LANES scalar moves with strided stores.
+    int[] index = map.indexFor(kc, width);
+    int p = 0;
+    for (; p < whole; p += LANES) {
+      int out = to + p * width;
+      for (int q = 0; q < width * LANES; q += LANES) {
+        FloatVector.fromArray(SPECIES, scratch, p, index, q).intoArray(dst, out + q);
+      }
+    }
+    for (; p < kc; p++) {
+      int out = to + p * width;
+      for (int r = 0; r < width; r++) {
+        dst[out + r] = scratch[r * kc + p];
+      }
+    }
+  }
+
+  /**
+   * The gather pattern of {@link #packTransposed} for one (kc, width): entry {@code f} of the first
+   * {@code LANES * width} panel floats comes from scratch index {@code (f % width) * kc + f / width}.
+   * Recomputed only when kc changes, which is once per call at most.
+   */
+  static final class TransposeMap {
+    private int[] index = new int[0];
+    private int kc = -1;
+    private int width = -1;
+
+    int[] indexFor(int kc, int width) {
+      if (kc != this.kc || width != this.width) {
+        int n = LANES * width;
+        if (index.length < n) {
+          index = new int[n];
+        }
+        for (int f = 0; f < n; f++) {
+          index[f] = (f % width) * kc + f / width;
+        }
+        this.kc = kc;
+        this.width = width;
+      }
+      return index;
     }
   }
 }

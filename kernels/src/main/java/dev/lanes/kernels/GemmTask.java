@@ -121,11 +121,11 @@ final class GemmTask implements ParallelTask {
         int kc = Math.min(kcMax, k - pc);
         // Only the first chunk of the k-sum sees beta; later chunks accumulate onto it.
         float betaHere = pc == 0 ? beta : 1f;
-        GemmPacking.packB(transB, b, bOff, ldbBytes, pc, kc, jc, nc, ws.bBlock);
+        GemmPacking.packB(transB, b, bOff, ldbBytes, pc, kc, jc, nc, ws.bBlock, ws.transposeScratch, ws.bMap);
         int panelFloats = kc * nr;
         for (int ir = m0; ir < m1; ir += mr) {
           int rows = Math.min(mr, m1 - ir);
-          GemmPacking.packA(transA, a, aOff, ldaBytes, ir, rows, pc, kc, ws.aPanel);
+          GemmPacking.packA(transA, a, aOff, ldaBytes, ir, rows, pc, kc, ws.aPanel, ws.transposeScratch, ws.aMap);
           long cRow = cOff + ir * ldcBytes + (long) jc * Float.BYTES;
           for (int jr = 0, panel = 0; jr < nc; jr += nr, panel++) {
             GemmMicroKernel.compute(kc, ws.aPanel, 0, ws.bBlock, panel * panelFloats, ws.tile);

@@ -13,6 +13,11 @@ final class GemmWorkspace {
   final float[] aPanel;
   /** One packed KC x NC block of B, as NC/NR micro-panels. */
   final float[] bBlock;
+  /** Rows of A (or columns of Bᵀ) on their way to being transposed into a panel. */
+  final float[] transposeScratch;
+  /** Gather patterns for transposed packing of A panels and of B panels. */
+  final GemmPacking.TransposeMap aMap = new GemmPacking.TransposeMap();
+  final GemmPacking.TransposeMap bMap = new GemmPacking.TransposeMap();
   /** One MR x NR tile of A*B on its way from the micro-kernel's registers to C. */
   final float[] tile;
 
@@ -24,6 +29,7 @@ final class GemmWorkspace {
     aPanel = new float[mr * kc];
     bBlock = new float[kc * ncPadded];
     tile = new float[mr * nr];
+    transposeScratch = new float[Math.max(mr, nr) * kc];
   }
 
   static GemmWorkspace forCurrentThread() {
