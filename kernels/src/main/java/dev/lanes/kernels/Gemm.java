@@ -51,6 +51,14 @@ public final class Gemm {
 
   private Gemm() {}
 
+  /**
+   * The vector width, in bits, the kernels were compiled for in this JVM: the preferred width
+   * unless {@code -Dlanes.vectorBits=128|256|512} chose another.
+   */
+  public static int vectorBits() {
+    return FloatLanes.SPECIES.vectorBitSize();
+  }
+
   /** {@code C = alpha * op(A) * op(B) + beta * C} on segments, with the default parallelism. */
   public static void sgemm(Transpose transA, Transpose transB, int m, int n, int k,
       float alpha, MemorySegment a, long aOffset, int lda,
