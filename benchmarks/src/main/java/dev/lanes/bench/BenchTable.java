@@ -1,0 +1,141 @@
+package dev.lanes.bench;
+
+import java.util.ArrayList;
+import java.util.Arrays;
+import java.util.Collection;
+import java.util.LinkedHashMap;
+import java.util.List;
+import java.util.Locale;
+import java.util.Map;
+import org.openjdk.jmh.infra.BenchmarkParams;
+import org.openjdk.jmh.results.BenchmarkResult;
+import org.openjdk.jmh.results.IterationResult;
+import org.openjdk.jmh.results.Result;
+import org.openjdk.jmh.results.RunResult;
+
+/**
+ * Turns JMH results into the side-by-side table of {@code lanes bench}: one row per kernel, shape
+ * and thread count, with Lanes and its native peer from the same run, their ratio, and Lanes' share
+ * of this CPU's FP32 peak.
+ *
+ * <p>Every time is the median of the measurement iterations (the machines are shared and noisy,
+ * and a median shrugs off a stolen time slice where a mean does not).
+ */
+final class BenchTable {
+  /** Benchmark methods that are Lanes itself; all others are baselines. */
+  private static final String LANES_METHOD = "lanes";
+
+  private final double peakPerThreadGflops;
+  private final Map<String, Row> rows = new LinkedHashMap<>();
+
+  BenchTable(double peakPerThreadGflops) {
+    this.peakPerThreadGflops = peakPerThreadGflops;
+  }
+
+  /** One table row: a kernel at one shape and thread count, with every method measured for it. */
+  static final class Row {
+    final String kernel;
+    final String shape;
+    final int threads;
+    final double flopsPerOp;
+    final Map<String, Double> secondsPerOp = new LinkedHashMap<>();
+    final Map<String, Double> bytesPerOp = new LinkedHashMap<>();
+
+    Row(String kernel, String shape, int threads, double flopsPerOp) {
+      this.kernel = kernel;
+      this.shape = shape;
+      this.threads = threads;
+      this.flopsPerOp = flopsPerOp;
+    }
+
+    double bytes(String method) {
+      Double bytes = bytesPerOp.get(method);
+      return bytes == null ? Double.NaN : bytes;
+    }
+
+    double gflops(String method) {
+      Double seconds = secondsPerOp.get(method);
+      return seconds == null ? Double.NaN : flopsPerOp / seconds / 1e9;
+    }
+  }
+
+  void addAll(Collection<RunResult> results) {
+    for (RunResult result : results) {
+      BenchmarkParams params = result.getParams();
+      String name = params.getBenchmark();
+      String method = name.substring(name.lastIndexOf('.') + 1);
+      String className = name.substring(0, name.lastIndexOf('.'));
+      String kernel = className.substring(className.lastIndexOf('.') + 1).replace("Benchmark", "");
+      Workload workload = Workload.of(kernel, params);
+      int threads = params.getParam("threads") == null ? 1 : Integer.parseInt(params.getParam("threads"));
+      String key = kernel + "|" + workload.shape + "|" + threads;
+      Row row = rows.computeIfAbsent(key, k -> new Row(kernel, workload.shape, threads, workload.flops));
+      row.secondsPerOp.put(method, medianSeconds(result));
+      Result alloc = result.getAggregatedResult().getSecondaryResults().get("gc.alloc.rate.norm");
+      if (alloc != null) {
+        row.bytesPerOp.put(method, alloc.getScore());
+      }
+    }
+  }
+
+  /** Median of the measurement iterations, converted to seconds per operation. */
+  private static double medianSeconds(RunResult result) {
+    List<Double> scores = new ArrayList<>();
+    String unit = null;
+    for (BenchmarkResult br : result.getBenchmarkResults()) {
+      for (IterationResult ir : br.getIterationResults()) {
+        scores.add(ir.getPrimaryResult().getScore());
+        unit = ir.getPrimaryResult().getScoreUnit();
+      }
+    }
+    double[] sorted = scores.stream().mapToDouble(Double::doubleValue).sorted().toArray();
+    double median = sorted.length % 2 == 1 ? sorted[sorted.length / 2]
+        : (sorted[sorted.length / 2 - 1] + sorted[sorted.length / 2]) / 2;
+    return median * secondsPer(unit);
+  }
+
+  private static double secondsPer(String unit) {
+    return switch (unit) {
+      case "s/op" -> 1;
+      case "ms/op" -> 1e-3;
+      case "us/op" -> 1e-6;
+      case "ns/op" -> 1e-9;
+      default -> throw new IllegalStateException("unexpected JMH unit " + unit);
+    };
+  }
+
+  String render() {
+    String header = String.format(Locale.ROOT, "%-8s %-16s %7s %12s %14s %8s %12s %8s %10s %13s",
+        "kernel", "shape", "threads", "Lanes GF/s", "OpenBLAS GF/s", "ratio", "naive GF/s", "% peak",
+        "Lanes B/op", "OpenBLAS B/op");
+    StringBuilder out = new StringBuilder(header).append('\n');
+    out.append("-".repeat(header.length())).append('\n');
+    for (Row row : rows.values()) {
+      double lanes = row.gflops(LANES_METHOD);
+      double peer = row.gflops("openblas");
+      double peak = peakPerThreadGflops * row.threads;
+      out.append(String.format(Locale.ROOT, "%-8s %-16s %7d %12s %14s %8s %12s %8s %10s %13s%n",
+          row.kernel, row.shape, row.threads, number(lanes, "%.1f"), number(peer, "%.1f"),
+          number(lanes / peer, "%.2f"), number(row.gflops("naive"), "%.2f"),
+          number(100 * lanes / peak, "%.0f%%"), number(row.bytes(LANES_METHOD), "%.0f"),
+          number(row.bytes("openblas"), "%.0f")));
+    }
+    return out.toString();
+  }
+
+  private static String number(double x, String format) {
+    return Double.isNaN(x) ? "-" : String.format(Locale.ROOT, format, x);
+  }
+
+  /** What one operation of a benchmark computes, from its parameters. */
+  record Workload(String shape, double flops) {
+    static Workload of(String kernel, BenchmarkParams params) {
+      if (kernel.equals("Gemm")) {
+        int n = Integer.parseInt(params.getParam("size"));
+        return new Workload(n + "x" + n + "x" + n, 2.0 * n * n * n);
+      }
+      throw new IllegalArgumentException("no workload model for benchmark " + kernel + " with "
+          + Arrays.toString(params.getParamsKeys().toArray()));
+    }
+  }
+}

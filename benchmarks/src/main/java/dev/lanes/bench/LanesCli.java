@@ -1,0 +1,136 @@
+package dev.lanes.bench;
+
+import dev.lanes.kernels.Gemm;
+import java.nio.file.Files;
+import java.nio.file.Path;
+import java.util.ArrayList;
+import java.util.Collection;
+import java.util.List;
+import java.util.Locale;
+import java.util.concurrent.Callable;
+import java.util.regex.Pattern;
+import org.openjdk.jmh.profile.GCProfiler;
+import org.openjdk.jmh.results.RunResult;
+import org.openjdk.jmh.results.format.ResultFormatType;
+import org.openjdk.jmh.runner.Runner;
+import org.openjdk.jmh.runner.options.ChainedOptionsBuilder;
+import org.openjdk.jmh.runner.options.OptionsBuilder;
+import org.openjdk.jmh.runner.options.TimeValue;
+import picocli.CommandLine;
+import picocli.CommandLine.Command;
+import picocli.CommandLine.Option;
+import picocli.CommandLine.Parameters;
+
+/** The {@code lanes} command. {@code ./lanes bench} runs the JMH suite and prints the comparison table. */
+@Command(name = "lanes", mixinStandardHelpOptions = true, subcommands = {LanesCli.Bench.class},
+    description = "Lanes: pure-Java deep-learning kernels.")
+public final class LanesCli {
+  private LanesCli() {}
+
+  /**
+   * The benchmarks {@code lanes bench} knows, each a set of methods run together in one JMH run,
+   * with parameter overrides. Later kernels add their groups here.
+   */
+  private static final List<Group> GROUPS = List.of(
+      new Group("gemm", GemmBenchmark.class, List.of("lanes", "openblas"), java.util.Map.of()),
+      // The naive loop takes minutes per op at the large sizes; it is a floor, not a contender.
+      new Group("gemm-naive", GemmBenchmark.class, List.of("naive"),
+          java.util.Map.of("size", new String[] {"64", "128", "256"}, "threads", new String[] {"1"})));
+
+  record Group(String id, Class<?> benchmark, List<String> methods, java.util.Map<String, String[]> params) {
+    List<String> methodsMatching(Pattern filter) {
+      List<String> names = new ArrayList<>();
+      for (String method : methods) {
+        String name = benchmark.getName() + "." + method;
+        if (filter.matcher(name).find()) {
+          names.add(name);
+        }
+      }
+      return names;
+    }
+  }
+
+  public static void main(String[] args) {
+    System.exit(new CommandLine(new LanesCli()).execute(args));
+  }
+
+  @Command(name = "bench", mixinStandardHelpOptions = true,
+      description = "Run the benchmarks (Lanes and its baselines in one JMH run) and print the table.")
+  static final class Bench implements Callable<Integer> {
+    @Parameters(arity = "0..1", paramLabel = "REGEX",
+        description = "Only benchmarks whose name matches, e.g. 'Gemm' or 'Gemm.lanes'. Default: all.")
+    String regex = ".*";
+
+    @Option(names = "--full", description = "JMH's longer configuration (more and longer iterations) "
+        + "instead of the quick one (about 4 minutes on 2 cores).")
+    boolean full;
+
+    @Option(names = {"-p", "--param"}, paramLabel = "NAME=V1,V2",
+        description = "Override a JMH parameter, as JMH's -p does, e.g. -p size=256,1024 -p threads=1.")
+    java.util.Map<String, String> paramOverrides = new java.util.LinkedHashMap<>();
+
+    @Option(names = "--fma-ports", defaultValue = "2",
+        description = "FMA units per core used for % of peak (default: ${DEFAULT-VALUE}).")
+    int fmaPorts;
+
+    @Option(names = "--result", defaultValue = "benchmarks/target/bench-result.json",
+        description = "Where to keep JMH's raw results as JSON (default: ${DEFAULT-VALUE}).")
+    Path resultFile;
+
+    @Override
+    public Integer call() throws Exception {
+      // The clock of a shared VM moves with its neighbours' load (2.5 to 3.8 GHz seen here), so it
+      // is read before and after the run, and the higher reading sets the peak: % of peak errs low.
+      double ghzBefore = ClockProbe.measureGhz();
+      int lanes = Gemm.vectorBits() / Float.SIZE;
+
+      List<RunResult> results = new ArrayList<>();
+      Pattern filter = Pattern.compile(regex);
+      for (Group group : GROUPS) {
+        List<String> methods = group.methodsMatching(filter);
+        if (!methods.isEmpty()) {
+          results.addAll(run(group, methods));
+        }
+      }
+      if (results.isEmpty()) {
+        System.err.println("no benchmark matches " + regex);
+        return 2;
+      }
+      double ghzAfter = ClockProbe.measureGhz();
+      double ghz = Math.max(ghzBefore, ghzAfter);
+      double peakPerThread = lanes * 2.0 * fmaPorts * ghz;
+      System.out.printf(Locale.ROOT, "%nClock measured %.2f GHz before and %.2f GHz after the run.%n", ghzBefore, ghzAfter);
+      System.out.printf(Locale.ROOT, "FP32 peak per core: %d lanes x 2 (FMA) x %d FMA ports x %.2f GHz = %.0f GFLOPS%n",
+          lanes, fmaPorts, ghz, peakPerThread);
+      BenchTable table = new BenchTable(peakPerThread);
+      table.addAll(results);
+      System.out.println();
+      System.out.print(table.render());
+      System.out.println();
+      System.out.println("GF/s from the median JMH iteration; ratio = Lanes / OpenBLAS, same JMH run;");
+      System.out.println("% peak = Lanes / (peak per core x threads). B/op = gc.alloc.rate.norm over all threads; it");
+      System.out.println("includes JMH's own per-iteration allocations, so the OpenBLAS column (no Java heap use) is the control.");
+      System.out.println("Raw JMH results: " + resultFile.toString().replace(".json", "-*.json"));
+      return 0;
+    }
+
+    private Collection<RunResult> run(Group group, List<String> methods) throws Exception {
+      ChainedOptionsBuilder options = new OptionsBuilder()
+          .addProfiler(GCProfiler.class)
+          .shouldFailOnError(true);
+      for (String method : methods) {
+        // JMH ORs its include patterns, so the user's filter is applied here, name by name.
+        options.include("^" + Pattern.quote(method) + "$");
+      }
+      group.params.forEach(options::param);
+      paramOverrides.forEach((name, values) -> options.param(name, values.split(",")));
+      if (!full) {
+        options.forks(1).warmupIterations(3).warmupTime(TimeValue.milliseconds(500))
+            .measurementIterations(5).measurementTime(TimeValue.milliseconds(500));
+      }
+      Path file = resultFile.resolveSibling(resultFile.getFileName().toString().replace(".json", "-" + group.id + ".json"));
+      Files.createDirectories(file.toAbsolutePath().getParent());
+      return new Runner(options.result(file.toString()).resultFormat(ResultFormatType.JSON).build()).run();
+    }
+  }
+}
