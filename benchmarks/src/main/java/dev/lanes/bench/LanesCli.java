@@ -88,8 +88,13 @@ public final class LanesCli {
       Pattern filter = Pattern.compile(regex);
       for (Group group : GROUPS) {
         List<String> methods = group.methodsMatching(filter);
-        if (!methods.isEmpty()) {
-          results.addAll(run(group, methods));
+        if (methods.isEmpty()) {
+          continue;
+        }
+        // One JMH run per size, so Lanes and its peer at a size are measured seconds apart, not
+        // minutes: the clock of a shared VM drifts, and the ratio must not absorb that drift.
+        for (String size : sizes(group)) {
+          results.addAll(run(group, methods, size));
         }
       }
       if (results.isEmpty()) {
@@ -114,7 +119,18 @@ public final class LanesCli {
       return 0;
     }
 
-    private Collection<RunResult> run(Group group, List<String> methods) throws Exception {
+    /** The sizes to run: the -p override, the group's own, or the benchmark's @Param values. */
+    private List<String> sizes(Group group) throws NoSuchFieldException {
+      if (paramOverrides.containsKey("size")) {
+        return List.of(paramOverrides.get("size").split(","));
+      }
+      if (group.params.containsKey("size")) {
+        return List.of(group.params.get("size"));
+      }
+      return List.of(group.benchmark.getField("size").getAnnotation(org.openjdk.jmh.annotations.Param.class).value());
+    }
+
+    private Collection<RunResult> run(Group group, List<String> methods, String size) throws Exception {
       ChainedOptionsBuilder options = new OptionsBuilder()
           .addProfiler(GCProfiler.class)
           .shouldFailOnError(true);
@@ -124,11 +140,12 @@ public final class LanesCli {
       }
       group.params.forEach(options::param);
       paramOverrides.forEach((name, values) -> options.param(name, values.split(",")));
+      options.param("size", size);
       if (!full) {
         options.forks(1).warmupIterations(3).warmupTime(TimeValue.milliseconds(500))
             .measurementIterations(5).measurementTime(TimeValue.milliseconds(500));
       }
-      Path file = resultFile.resolveSibling(resultFile.getFileName().toString().replace(".json", "-" + group.id + ".json"));
+      Path file = resultFile.resolveSibling(resultFile.getFileName().toString().replace(".json", "-" + group.id + "-" + size + ".json"));
       Files.createDirectories(file.toAbsolutePath().getParent());
       return new Runner(options.result(file.toString()).resultFormat(ResultFormatType.JSON).build()).run();
     }

@@ -5,7 +5,11 @@ import java.util.concurrent.Executor;
 import java.util.concurrent.RejectedExecutionException;
 import java.util.concurrent.atomic.AtomicReference;
 
-/** Runs the parts of a task on a caller-supplied executor, the caller taking part 0. */
+/**
+ * Runs the parts of a task on a caller-supplied executor, the caller taking part 0. The parts of a
+ * call may wait for each other, so the executor must be able to run {@code parts - 1} tasks at once
+ * (a pool whose threads are all blocked on this call would stall it).
+ */
 final class ExecutorFanOut {
   private ExecutorFanOut() {}
 
@@ -26,7 +30,9 @@ final class ExecutorFanOut {
       try {
         executor.execute(piece);
       } catch (RejectedExecutionException e) {
-        piece.run(); // a saturated executor costs speed, never the result
+        // The parts of a call may wait for each other at a barrier, so a rejected part cannot run
+        // inline on the caller; it gets a thread of its own. Slower, never wrong, never stuck.
+        Thread.ofPlatform().daemon().name("lanes-overflow").start(piece);
       }
     }
     try {

@@ -155,6 +155,7 @@ public final class Gemm {
       if (parts > 1 && !(shareable(a) && shareable(b) && shareable(c))) {
         parts = 1;
       }
+      task.prepare(parts);
       parallelism.invoke(task, parts);
     } finally {
       task.clear();

@@ -52,13 +52,14 @@ final class GemmPacking {
 
   /**
    * Packs op(B)[p0 .. p0+kc) x [j0 .. j0+nc) into ceil(nc/NR) micro-panels of kc*NR floats each,
-   * zero columns past nc. {@code bOff} is the byte offset of B's element (0, 0).
+   * starting at {@code dst[dstOffset]}, zero columns past nc. {@code bOff} is the byte offset of
+   * B's element (0, 0).
    */
   static void packB(boolean transposed, MemorySegment b, long bOff, long ldbBytes, int p0, int kc,
-      int j0, int nc, float[] dst, float[] scratch, TransposeMap map) {
+      int j0, int nc, float[] dst, int dstOffset, float[] scratch, TransposeMap map) {
     for (int jp = 0, panel = 0; jp < nc; jp += NR, panel++) {
       int cols = Math.min(NR, nc - jp);
-      int to = panel * kc * NR;
+      int to = dstOffset + panel * kc * NR;
       if (transposed) {
         // B is stored n x k: panel column j is the run B[j0+jp+j][p0 .. p0+kc).
         packTransposed(b, bOff + (j0 + jp) * ldbBytes + 4L * p0, ldbBytes, cols, kc, NR, dst, to, scratch, map);

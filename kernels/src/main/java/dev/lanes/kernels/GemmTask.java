@@ -3,6 +3,7 @@ package dev.lanes.kernels;
 import static java.lang.foreign.ValueLayout.JAVA_FLOAT_UNALIGNED;
 
 import java.lang.foreign.MemorySegment;
+import java.util.concurrent.atomic.AtomicInteger;
 
 /**
  * One validated GEMM call, and the BLIS-style loops that compute a slice of it.
@@ -17,8 +18,16 @@ import java.lang.foreign.MemorySegment;
  *         for jr in 0..NC step NR
  *           micro-kernel: C[ir:+MR, jc+jr:+NR] (+)= alpha * Ap * Bp
  * </pre>
- * Threads take disjoint ranges of whole MR-row (or NR-column) tiles, and nothing splits k, so
- * every element of C is summed in the same order, and gets the same bits, for any thread count.
+ * With several threads and at least as many row tiles as column tiles, the threads cooperate on
+ * each (jc, pc) stage, as BLIS does: they pack the stage's B block together, meet at a barrier, then
+ * take MR-row panels from a shared counter until none are left. Taking panels dynamically keeps
+ * both cores busy when a noisy neighbour slows one of them, which a static split cannot. B blocks
+ * alternate between two buffers, so one barrier per stage is enough: a thread packing stage s+1
+ * cannot overwrite the block of stage s that another thread is still reading. Short, wide
+ * problems instead give each thread a static range of NR-column tiles.
+ *
+ * <p>Either way nothing splits k, and every tile sees the stages in the same order, so every
+ * element of C is summed in the same order, and gets the same bits, for any thread count.
  *
  * <p>An instance is reused per calling thread: its fields are set for a call and cleared after
  * it, so a call allocates nothing.
@@ -44,6 +53,11 @@ final class GemmTask implements ParallelTask {
   private long ldcBytes;
   /** Split rows (true) or columns (false) between threads. */
   private boolean splitRows;
+
+  // State shared by the threads of one cooperative call; reused across calls.
+  private final SpinBarrier barrier = new SpinBarrier();
+  private final AtomicInteger[] nextRowPanel = {new AtomicInteger(), new AtomicInteger()};
+  private float[][] sharedB = new float[2][];
 
   static GemmTask forCurrentThread() {
     return PER_THREAD.get();
@@ -89,8 +103,32 @@ final class GemmTask implements ParallelTask {
     return 2L * m * n * k;
   }
 
+  /** Called on the calling thread before the parts run. */
+  void prepare(int parts) {
+    if (parts > 1 && splitRows && k != 0 && alpha != 0f) {
+      barrier.reset(parts);
+      nextRowPanel[0].set(0);
+      nextRowPanel[1].set(0);
+      int size = GemmBlocking.KC * ((GemmBlocking.NC + GemmMicroKernel.NR - 1) / GemmMicroKernel.NR * GemmMicroKernel.NR);
+      for (int i = 0; i < 2; i++) {
+        if (sharedB[i] == null) {
+          sharedB[i] = new float[size];
+        }
+      }
+    }
+  }
+
   @Override
   public void run(int part, int parts) {
+    if (parts > 1 && splitRows && k != 0 && alpha != 0f) {
+      try {
+        cooperate(part, parts, GemmWorkspace.forCurrentThread());
+      } catch (RuntimeException | Error e) {
+        barrier.breakBarrier();
+        throw e;
+      }
+      return;
+    }
     int tile = splitRows ? GemmMicroKernel.MR : GemmMicroKernel.NR;
     int extent = splitRows ? m : n;
     int tiles = (extent + tile - 1) / tile;
@@ -121,7 +159,7 @@ final class GemmTask implements ParallelTask {
         int kc = Math.min(kcMax, k - pc);
         // Only the first chunk of the k-sum sees beta; later chunks accumulate onto it.
         float betaHere = pc == 0 ? beta : 1f;
-        GemmPacking.packB(transB, b, bOff, ldbBytes, pc, kc, jc, nc, ws.bBlock, ws.transposeScratch, ws.bMap);
+        GemmPacking.packB(transB, b, bOff, ldbBytes, pc, kc, jc, nc, ws.bBlock, 0, ws.transposeScratch, ws.bMap);
         int panelFloats = kc * nr;
         for (int ir = m0; ir < m1; ir += mr) {
           int rows = Math.min(mr, m1 - ir);
@@ -129,6 +167,53 @@ final class GemmTask implements ParallelTask {
           long cRow = cOff + ir * ldcBytes + (long) jc * Float.BYTES;
           for (int jr = 0, panel = 0; jr < nc; jr += nr, panel++) {
             GemmMicroKernel.compute(kc, ws.aPanel, 0, ws.bBlock, panel * panelFloats, ws.tile);
+            GemmMicroKernel.store(ws.tile, c, cRow + (long) jr * Float.BYTES, ldcBytes, rows,
+                Math.min(nr, nc - jr), alpha, betaHere);
+          }
+        }
+      }
+    }
+  }
+
+  /** One thread's share of a cooperative call: see the class comment. */
+  private void cooperate(int part, int parts, GemmWorkspace ws) {
+    final int mr = GemmMicroKernel.MR;
+    final int nr = GemmMicroKernel.NR;
+    final int kcMax = GemmBlocking.KC;
+    final int ncMax = GemmBlocking.NC;
+    final int rowPanels = (m + mr - 1) / mr;
+    int stage = 0;
+    for (int jc = 0; jc < n; jc += ncMax) {
+      int nc = Math.min(ncMax, n - jc);
+      int panels = (nc + nr - 1) / nr;
+      for (int pc = 0; pc < k; pc += kcMax, stage++) {
+        int kc = Math.min(kcMax, k - pc);
+        float betaHere = pc == 0 ? beta : 1f;
+        float[] bBlock = sharedB[stage & 1];
+        int panelFloats = kc * nr;
+        // Pack this thread's share of the B panels (a static split: packing is a pure copy).
+        int first = (int) ((long) panels * part / parts);
+        int last = (int) ((long) panels * (part + 1) / parts);
+        if (first < last) {
+          int j0 = first * nr;
+          int width = Math.min(nc, last * nr) - j0;
+          GemmPacking.packB(transB, b, bOff, ldbBytes, pc, kc, jc + j0, width, bBlock, first * panelFloats,
+              ws.transposeScratch, ws.bMap);
+        }
+        barrier.await();
+        if (part == 0) {
+          // Past this barrier every thread has finished stage - 1, so its counter, which stage + 1
+          // reuses, can be rearmed; nobody takes from it before the next barrier, which needs part 0.
+          nextRowPanel[(stage + 1) & 1].set(0);
+        }
+        AtomicInteger next = nextRowPanel[stage & 1];
+        for (int panel = next.getAndIncrement(); panel < rowPanels; panel = next.getAndIncrement()) {
+          int ir = panel * mr;
+          int rows = Math.min(mr, m - ir);
+          GemmPacking.packA(transA, a, aOff, ldaBytes, ir, rows, pc, kc, ws.aPanel, ws.transposeScratch, ws.aMap);
+          long cRow = cOff + ir * ldcBytes + (long) jc * Float.BYTES;
+          for (int jr = 0, p = 0; jr < nc; jr += nr, p++) {
+            GemmMicroKernel.compute(kc, ws.aPanel, 0, bBlock, p * panelFloats, ws.tile);
             GemmMicroKernel.store(ws.tile, c, cRow + (long) jr * Float.BYTES, ldcBytes, rows,
                 Math.min(nr, nc - jr), alpha, betaHere);
           }

@@ -79,6 +79,26 @@ class GemmTest {
   }
 
   @Test
+  void anExecutorThatRejectsEverythingStillGivesTheSameBits() {
+    int size = 200;
+    float[] a = new float[size * size];
+    float[] b = new float[size * size];
+    for (int i = 0; i < a.length; i++) {
+      a[i] = (float) Math.sin(i);
+      b[i] = (float) Math.cos(5 * i);
+    }
+    float[] one = new float[size * size];
+    float[] rejected = new float[size * size];
+    Gemm.sgemm(N, N, size, size, size, 1f, a, 0, size, b, 0, size, 0f, one, 0, size, Parallelism.sequential());
+    java.util.concurrent.Executor refuses = task -> {
+      throw new java.util.concurrent.RejectedExecutionException("saturated");
+    };
+    Gemm.sgemm(N, N, size, size, size, 1f, a, 0, size, b, 0, size, 0f, rejected, 0, size,
+        Parallelism.on(refuses, 3));
+    assertArrayEquals(one, rejected);
+  }
+
+  @Test
   void aCallersExecutorGivesTheSameBitsAsOneThread() {
     int size = 150;
     float[] a = new float[size * size];
