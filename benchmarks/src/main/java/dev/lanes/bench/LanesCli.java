@@ -142,7 +142,9 @@ public final class LanesCli {
       paramOverrides.forEach((name, values) -> options.param(name, values.split(",")));
       options.param("size", size);
       if (!full) {
-        options.forks(1).warmupIterations(3).warmupTime(TimeValue.milliseconds(500))
+        // Five warm-up iterations: at 2048^3 an op takes ~0.1 s, and the driver loops need a few
+        // dozen calls before C2 has compiled all of them.
+        options.forks(1).warmupIterations(5).warmupTime(TimeValue.milliseconds(500))
             .measurementIterations(5).measurementTime(TimeValue.milliseconds(500));
       }
       Path file = resultFile.resolveSibling(resultFile.getFileName().toString().replace(".json", "-" + group.id + "-" + size + ".json"));

@@ -150,7 +150,6 @@ final class GemmTask implements ParallelTask {
       return;
     }
     final int mr = GemmMicroKernel.MR;
-    final int nr = GemmMicroKernel.NR;
     final int kcMax = GemmBlocking.KC;
     final int ncMax = GemmBlocking.NC;
     for (int jc = n0; jc < n1; jc += ncMax) {
@@ -160,18 +159,31 @@ final class GemmTask implements ParallelTask {
         // Only the first chunk of the k-sum sees beta; later chunks accumulate onto it.
         float betaHere = pc == 0 ? beta : 1f;
         GemmPacking.packB(transB, b, bOff, ldbBytes, pc, kc, jc, nc, ws.bBlock, 0, ws.transposeScratch, ws.bMap);
-        int panelFloats = kc * nr;
         for (int ir = m0; ir < m1; ir += mr) {
-          int rows = Math.min(mr, m1 - ir);
-          GemmPacking.packA(transA, a, aOff, ldaBytes, ir, rows, pc, kc, ws.aPanel, ws.transposeScratch, ws.aMap);
-          long cRow = cOff + ir * ldcBytes + (long) jc * Float.BYTES;
-          for (int jr = 0, panel = 0; jr < nc; jr += nr, panel++) {
-            GemmMicroKernel.compute(kc, ws.aPanel, 0, ws.bBlock, panel * panelFloats, ws.tile);
-            GemmMicroKernel.store(ws.tile, c, cRow + (long) jr * Float.BYTES, ldcBytes, rows,
-                Math.min(nr, nc - jr), alpha, betaHere);
-          }
+          rowPanel(ws, ir, Math.min(mr, m1 - ir), pc, kc, jc, nc, ws.bBlock, betaHere);
         }
       }
+    }
+  }
+
+  /**
+   * Loops 2 and 1 for one MR-row panel of one stage: pack the A micro-panel, then run the
+   * micro-kernel against every NR-column panel of the packed B block and store each tile.
+   *
+   * <p>A method of its own, called once per row panel and stage (over a thousand times per
+   * 2048^3 call), so C2 compiles it after a few calls. Inlined into the stage loops, which run a
+   * handful of times per call, it stayed in interpreted or OSR code for most of a benchmark.
+   */
+  private void rowPanel(GemmWorkspace ws, int ir, int rows, int pc, int kc, int jc, int nc,
+      float[] bBlock, float betaHere) {
+    final int nr = GemmMicroKernel.NR;
+    int panelFloats = kc * nr;
+    GemmPacking.packA(transA, a, aOff, ldaBytes, ir, rows, pc, kc, ws.aPanel, ws.transposeScratch, ws.aMap);
+    long cRow = cOff + ir * ldcBytes + (long) jc * Float.BYTES;
+    for (int jr = 0, panel = 0; jr < nc; jr += nr, panel++) {
+      GemmMicroKernel.compute(kc, ws.aPanel, 0, bBlock, panel * panelFloats, ws.tile);
+      GemmMicroKernel.store(ws.tile, c, cRow + (long) jr * Float.BYTES, ldcBytes, rows,
+          Math.min(nr, nc - jr), alpha, betaHere);
     }
   }
 
@@ -209,14 +221,7 @@ final class GemmTask implements ParallelTask {
         AtomicInteger next = nextRowPanel[stage & 1];
         for (int panel = next.getAndIncrement(); panel < rowPanels; panel = next.getAndIncrement()) {
           int ir = panel * mr;
-          int rows = Math.min(mr, m - ir);
-          GemmPacking.packA(transA, a, aOff, ldaBytes, ir, rows, pc, kc, ws.aPanel, ws.transposeScratch, ws.aMap);
-          long cRow = cOff + ir * ldcBytes + (long) jc * Float.BYTES;
-          for (int jr = 0, p = 0; jr < nc; jr += nr, p++) {
-            GemmMicroKernel.compute(kc, ws.aPanel, 0, bBlock, p * panelFloats, ws.tile);
-            GemmMicroKernel.store(ws.tile, c, cRow + (long) jr * Float.BYTES, ldcBytes, rows,
-                Math.min(nr, nc - jr), alpha, betaHere);
-          }
+          rowPanel(ws, ir, Math.min(mr, m - ir), pc, kc, jc, nc, bBlock, betaHere);
         }
       }
     }
