@@ -80,43 +80,33 @@ class GemmTest {
 
   @Test
   void anExecutorThatRejectsEverythingStillGivesTheSameBits() {
-    int size = 200;
-    float[] a = new float[size * size];
-    float[] b = new float[size * size];
-    for (int i = 0; i < a.length; i++) {
-      a[i] = (float) Math.sin(i);
-      b[i] = (float) Math.cos(5 * i);
-    }
-    float[] one = new float[size * size];
-    float[] rejected = new float[size * size];
-    Gemm.sgemm(N, N, size, size, size, 1f, a, 0, size, b, 0, size, 0f, one, 0, size, Parallelism.sequential());
     java.util.concurrent.Executor refuses = task -> {
       throw new java.util.concurrent.RejectedExecutionException("saturated");
     };
-    Gemm.sgemm(N, N, size, size, size, 1f, a, 0, size, b, 0, size, 0f, rejected, 0, size,
-        Parallelism.on(refuses, 3));
-    assertArrayEquals(one, rejected);
+    assertArrayEquals(squareProduct(200, Parallelism.sequential()), squareProduct(200, Parallelism.on(refuses, 3)));
   }
 
   @Test
   void aCallersExecutorGivesTheSameBitsAsOneThread() {
-    int size = 150;
+    ExecutorService executor = Executors.newFixedThreadPool(3);
+    try {
+      assertArrayEquals(squareProduct(150, Parallelism.sequential()),
+          squareProduct(150, Parallelism.on(executor, 4)));
+    } finally {
+      executor.shutdown();
+    }
+  }
+
+  /** A x B for two fixed size x size matrices with irregular entries. */
+  private static float[] squareProduct(int size, Parallelism parallelism) {
     float[] a = new float[size * size];
     float[] b = new float[size * size];
     for (int i = 0; i < a.length; i++) {
       a[i] = (float) Math.sin(i);
       b[i] = (float) Math.cos(3 * i);
     }
-    float[] one = new float[size * size];
-    float[] pooled = new float[size * size];
-    Gemm.sgemm(N, N, size, size, size, 1f, a, 0, size, b, 0, size, 0f, one, 0, size, Parallelism.sequential());
-    ExecutorService executor = Executors.newFixedThreadPool(3);
-    try {
-      Gemm.sgemm(N, N, size, size, size, 1f, a, 0, size, b, 0, size, 0f, pooled, 0, size,
-          Parallelism.on(executor, 4));
-    } finally {
-      executor.shutdown();
-    }
-    assertArrayEquals(one, pooled);
+    float[] c = new float[size * size];
+    Gemm.sgemm(N, N, size, size, size, 1f, a, 0, size, b, 0, size, 0f, c, 0, size, parallelism);
+    return c;
   }
 }
