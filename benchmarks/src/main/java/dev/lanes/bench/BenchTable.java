@@ -38,14 +38,16 @@ final class BenchTable {
     final String shape;
     final int threads;
     final double flopsPerOp;
+    final long elements;
     final Map<String, Double> secondsPerOp = new LinkedHashMap<>();
     final Map<String, Double> bytesPerOp = new LinkedHashMap<>();
 
-    Row(String kernel, String shape, int threads, double flopsPerOp) {
+    Row(String kernel, String shape, int threads, double flopsPerOp, long elements) {
       this.kernel = kernel;
       this.shape = shape;
       this.threads = threads;
       this.flopsPerOp = flopsPerOp;
+      this.elements = elements;
     }
 
     double bytes(String method) {
@@ -67,9 +69,10 @@ final class BenchTable {
       String className = name.substring(0, name.lastIndexOf('.'));
       String kernel = className.substring(className.lastIndexOf('.') + 1).replace("Benchmark", "");
       Workload workload = Workload.of(kernel, params);
-      int threads = params.getParam("threads") == null ? 1 : Integer.parseInt(params.getParam("threads"));
+      String threadsParam = params.getParamsKeys().contains("threads") ? params.getParam("threads") : null;
+      int threads = threadsParam == null ? 1 : Integer.parseInt(threadsParam);
       String key = kernel + "|" + workload.shape + "|" + threads;
-      Row row = rows.computeIfAbsent(key, k -> new Row(kernel, workload.shape, threads, workload.flops));
+      Row row = rows.computeIfAbsent(key, k -> new Row(kernel, workload.shape, threads, workload.flops, workload.elements));
       row.secondsPerOp.put(method, medianSeconds(result));
       Result alloc = result.getAggregatedResult().getSecondaryResults().get("gc.alloc.rate.norm");
       if (alloc != null) {
@@ -105,12 +108,51 @@ final class BenchTable {
   }
 
   String render() {
+    return renderCompute() + renderMemory();
+  }
+
+  /** Memory-bound kernels: time per op against the copy yardstick moving the same bytes. */
+  private String renderMemory() {
+    StringBuilder out = new StringBuilder();
+    for (Row row : rows.values()) {
+      if (!Double.isNaN(row.flopsPerOp) || !row.secondsPerOp.containsKey("copy")) {
+        continue;
+      }
+      if (out.isEmpty()) {
+        String header = String.format(Locale.ROOT, "%n%-8s %-16s %-10s %10s %8s %14s %8s %10s",
+            "kernel", "shape", "op", "Lanes us", "GB/s", "copy-time us", "x copy", "Lanes B/op");
+        out.append(header).append('\n').append("-".repeat(header.length() - 1)).append('\n');
+      }
+      double copySeconds = row.secondsPerOp.get("copy");
+      double copyBytes = Workload.bytes(row.kernel, "copy", row.elements);
+      for (Map.Entry<String, Double> e : row.secondsPerOp.entrySet()) {
+        String op = e.getKey();
+        if (op.equals("copy")) {
+          continue;
+        }
+        double bytes = Workload.bytes(row.kernel, op, row.elements);
+        double yardstick = copySeconds * bytes / copyBytes;
+        out.append(String.format(Locale.ROOT, "%-8s %-16s %-10s %10.1f %8.1f %14.1f %8.2f %10s%n",
+            row.kernel, row.shape, op, e.getValue() * 1e6, bytes / e.getValue() / 1e9, yardstick * 1e6,
+            e.getValue() / yardstick, number(row.bytes(op), "%.0f")));
+      }
+      out.append(String.format(Locale.ROOT, "%-8s %-16s %-10s %10.1f %8.1f %14s %8s %10s%n", row.kernel,
+          row.shape, "copy", copySeconds * 1e6, copyBytes / copySeconds / 1e9, "-", "1.00",
+          number(row.bytes("copy"), "%.0f")));
+    }
+    return out.toString();
+  }
+
+  private String renderCompute() {
     String header = String.format(Locale.ROOT, "%-8s %-16s %7s %12s %14s %8s %12s %8s %10s %13s",
         "kernel", "shape", "threads", "Lanes GF/s", "OpenBLAS GF/s", "ratio", "naive GF/s", "% peak",
         "Lanes B/op", "OpenBLAS B/op");
     StringBuilder out = new StringBuilder(header).append('\n');
     out.append("-".repeat(header.length())).append('\n');
     for (Row row : rows.values()) {
+      if (Double.isNaN(row.flopsPerOp)) {
+        continue;
+      }
       double lanes = row.gflops(LANES_METHOD);
       double peer = row.gflops("openblas");
       double peak = peakPerThreadGflops * row.threads;
@@ -127,15 +169,32 @@ final class BenchTable {
     return Double.isNaN(x) ? "-" : String.format(Locale.ROOT, format, x);
   }
 
-  /** What one operation of a benchmark computes, from its parameters. */
-  record Workload(String shape, double flops) {
+  /**
+   * What one operation of a benchmark computes, from its parameters: flops for compute-bound
+   * kernels (NaN otherwise), and the element count that memory-bound kernels' bytes derive from.
+   */
+  record Workload(String shape, double flops, long elements) {
     static Workload of(String kernel, BenchmarkParams params) {
       if (kernel.equals("Gemm")) {
         int n = Integer.parseInt(params.getParam("size"));
-        return new Workload(n + "x" + n + "x" + n, 2.0 * n * n * n);
+        return new Workload(n + "x" + n + "x" + n, 2.0 * n * n * n, (long) n * n);
+      }
+      if (kernel.equals("Softmax")) {
+        String shape = params.getParam("shape");
+        String[] parts = shape.split("x");
+        return new Workload(shape, Double.NaN, Long.parseLong(parts[0]) * Long.parseLong(parts[1]));
       }
       throw new IllegalArgumentException("no workload model for benchmark " + kernel + " with "
           + Arrays.toString(params.getParamsKeys().toArray()));
+    }
+
+    /** Bytes an op must read plus write at the least, 4 per float touched. */
+    static double bytes(String kernel, String op, long elements) {
+      return switch (kernel + "." + op) {
+        case "Softmax.forward", "Softmax.copy" -> 8.0 * elements; // read x, write y
+        case "Softmax.backward" -> 12.0 * elements; // read y and dy, write dx
+        default -> throw new IllegalArgumentException("no byte model for " + kernel + "." + op);
+      };
     }
   }
 }

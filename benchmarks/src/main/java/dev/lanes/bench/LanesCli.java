@@ -32,12 +32,19 @@ public final class LanesCli {
    * with parameter overrides. Later kernels add their groups here.
    */
   private static final List<Group> GROUPS = List.of(
-      new Group("gemm", GemmBenchmark.class, List.of("lanes", "openblas"), java.util.Map.of()),
+      new Group("gemm", GemmBenchmark.class, "size", List.of("lanes", "openblas"), java.util.Map.of()),
       // The naive loop takes minutes per op at the large sizes; it is a floor, not a contender.
-      new Group("gemm-naive", GemmBenchmark.class, List.of("naive"),
-          java.util.Map.of("size", new String[] {"64", "128", "256"}, "threads", new String[] {"1"})));
+      new Group("gemm-naive", GemmBenchmark.class, "size", List.of("naive"),
+          java.util.Map.of("size", new String[] {"64", "128", "256"}, "threads", new String[] {"1"})),
+      new Group("softmax", SoftmaxBenchmark.class, "shape", List.of("forward", "backward", "copy"),
+          java.util.Map.of()));
 
-  record Group(String id, Class<?> benchmark, List<String> methods, java.util.Map<String, String[]> params) {
+  /**
+   * Methods of one benchmark class run together; {@code split} names the parameter whose values
+   * get one JMH run each, so that Lanes and its yardstick at one shape are measured close in time.
+   */
+  record Group(String id, Class<?> benchmark, String split, List<String> methods,
+      java.util.Map<String, String[]> params) {
     List<String> methodsMatching(Pattern filter) {
       List<String> names = new ArrayList<>();
       for (String method : methods) {
@@ -93,8 +100,8 @@ public final class LanesCli {
         }
         // One JMH run per size, so Lanes and its peer at a size are measured seconds apart, not
         // minutes: the clock of a shared VM drifts, and the ratio must not absorb that drift.
-        for (String size : sizes(group)) {
-          results.addAll(run(group, methods, size));
+        for (String value : splitValues(group)) {
+          results.addAll(run(group, methods, value));
         }
       }
       if (results.isEmpty()) {
@@ -112,25 +119,26 @@ public final class LanesCli {
       System.out.println();
       System.out.print(table.render());
       System.out.println();
-      System.out.println("GF/s from the median JMH iteration; ratio = Lanes / OpenBLAS, same JMH run;");
+      System.out.println("GF/s and us from the median JMH iteration; ratio = Lanes / OpenBLAS, same JMH run;");
       System.out.println("% peak = Lanes / (peak per core x threads). B/op = gc.alloc.rate.norm over all threads; it");
       System.out.println("includes JMH's own per-iteration allocations, so the OpenBLAS column (no Java heap use) is the control.");
+      System.out.println("x copy = time / (copy time for the same bytes, same JMH run); the target is <= 2.");
       System.out.println("Raw JMH results: " + resultFile.toString().replace(".json", "-*.json"));
       return 0;
     }
 
-    /** The sizes to run: the -p override, the group's own, or the benchmark's @Param values. */
-    private List<String> sizes(Group group) throws NoSuchFieldException {
-      if (paramOverrides.containsKey("size")) {
-        return List.of(paramOverrides.get("size").split(","));
+    /** Values of the group's split parameter: the -p override, the group's own, or the @Param values. */
+    private List<String> splitValues(Group group) throws NoSuchFieldException {
+      if (paramOverrides.containsKey(group.split)) {
+        return List.of(paramOverrides.get(group.split).split(","));
       }
-      if (group.params.containsKey("size")) {
-        return List.of(group.params.get("size"));
+      if (group.params.containsKey(group.split)) {
+        return List.of(group.params.get(group.split));
       }
-      return List.of(group.benchmark.getField("size").getAnnotation(org.openjdk.jmh.annotations.Param.class).value());
+      return List.of(group.benchmark.getField(group.split).getAnnotation(org.openjdk.jmh.annotations.Param.class).value());
     }
 
-    private Collection<RunResult> run(Group group, List<String> methods, String size) throws Exception {
+    private Collection<RunResult> run(Group group, List<String> methods, String value) throws Exception {
       ChainedOptionsBuilder options = new OptionsBuilder()
           .addProfiler(GCProfiler.class)
           .shouldFailOnError(true);
@@ -139,15 +147,22 @@ public final class LanesCli {
         options.include("^" + Pattern.quote(method) + "$");
       }
       group.params.forEach(options::param);
-      paramOverrides.forEach((name, values) -> options.param(name, values.split(",")));
-      options.param("size", size);
+      paramOverrides.forEach((name, values) -> {
+        try {
+          group.benchmark.getField(name);
+          options.param(name, values.split(","));
+        } catch (NoSuchFieldException e) {
+          // a parameter of another benchmark (e.g. -p size=... while softmax runs): not ours
+        }
+      });
+      options.param(group.split, value);
       if (!full) {
         // Five warm-up iterations: at 2048^3 an op takes ~0.1 s, and the driver loops need a few
         // dozen calls before C2 has compiled all of them.
         options.forks(1).warmupIterations(5).warmupTime(TimeValue.milliseconds(500))
             .measurementIterations(5).measurementTime(TimeValue.milliseconds(500));
       }
-      Path file = resultFile.resolveSibling(resultFile.getFileName().toString().replace(".json", "-" + group.id + "-" + size + ".json"));
+      Path file = resultFile.resolveSibling(resultFile.getFileName().toString().replace(".json", "-" + group.id + "-" + value + ".json"));
       Files.createDirectories(file.toAbsolutePath().getParent());
       return new Runner(options.result(file.toString()).resultFormat(ResultFormatType.JSON).build()).run();
     }

@@ -1,0 +1,97 @@
+package dev.lanes.bench;
+
+import dev.lanes.kernels.Softmax;
+import java.lang.foreign.Arena;
+import java.lang.foreign.MemorySegment;
+import java.lang.foreign.ValueLayout;
+import java.util.SplittableRandom;
+import java.util.concurrent.TimeUnit;
+import org.openjdk.jmh.annotations.Benchmark;
+import org.openjdk.jmh.annotations.BenchmarkMode;
+import org.openjdk.jmh.annotations.Fork;
+import org.openjdk.jmh.annotations.Level;
+import org.openjdk.jmh.annotations.Measurement;
+import org.openjdk.jmh.annotations.Mode;
+import org.openjdk.jmh.annotations.OutputTimeUnit;
+import org.openjdk.jmh.annotations.Param;
+import org.openjdk.jmh.annotations.Scope;
+import org.openjdk.jmh.annotations.Setup;
+import org.openjdk.jmh.annotations.State;
+import org.openjdk.jmh.annotations.TearDown;
+import org.openjdk.jmh.annotations.Warmup;
+
+/**
+ * Softmax over the last axis of {@code rows x cols}, against the memory-bandwidth yardstick.
+ *
+ * <ul>
+ *   <li>{@code forward}: reads x, writes y (8 bytes per element).
+ *   <li>{@code backward}: reads y and dy, writes dx (12 bytes per element).
+ *   <li>{@code copy}: {@link MemorySegment#copy} of the same rows*cols floats (8 bytes per
+ *       element), in the same run: the time these kernels would take if they only moved their
+ *       bytes at this machine's copy bandwidth.
+ * </ul>
+ * Softmax is memory-bound; the {@code lanes bench} table prints each op's time as a multiple of the
+ * copy time for its bytes.
+ */
+@BenchmarkMode(Mode.AverageTime)
+@OutputTimeUnit(TimeUnit.MICROSECONDS)
+@State(Scope.Benchmark)
+@Fork(value = 1, jvmArgsAppend = {"--add-modules", "jdk.incubator.vector", "-Xms1g", "-Xmx1g"})
+@Warmup(iterations = 3, time = 1)
+@Measurement(iterations = 5, time = 1)
+public class SoftmaxBenchmark {
+  @Param({"1024x1000", "64x32000"})
+  public String shape;
+
+  private int rows;
+  private int cols;
+  private Arena arena;
+  private MemorySegment x;
+  private MemorySegment y;
+  private MemorySegment dy;
+  private MemorySegment dx;
+  private MemorySegment copyTarget;
+
+  @Setup(Level.Trial)
+  public void setUp() {
+    String[] parts = shape.split("x");
+    rows = Integer.parseInt(parts[0]);
+    cols = Integer.parseInt(parts[1]);
+    long bytes = (long) rows * cols * Float.BYTES;
+    arena = Arena.ofShared();
+    x = arena.allocate(bytes, 64);
+    y = arena.allocate(bytes, 64);
+    dy = arena.allocate(bytes, 64);
+    dx = arena.allocate(bytes, 64);
+    copyTarget = arena.allocate(bytes, 64);
+    SplittableRandom random = new SplittableRandom(7);
+    for (long i = 0; i < (long) rows * cols; i++) {
+      x.setAtIndex(ValueLayout.JAVA_FLOAT, i, (float) (random.nextGaussian() * 4));
+      dy.setAtIndex(ValueLayout.JAVA_FLOAT, i, (float) random.nextGaussian());
+    }
+    forward();
+  }
+
+  @TearDown(Level.Trial)
+  public void tearDown() {
+    arena.close();
+  }
+
+  @Benchmark
+  public MemorySegment forward() {
+    Softmax.forward(rows, cols, x, 0, y, 0);
+    return y;
+  }
+
+  @Benchmark
+  public MemorySegment backward() {
+    Softmax.backward(rows, cols, y, 0, dy, 0, dx, 0);
+    return dx;
+  }
+
+  @Benchmark
+  public MemorySegment copy() {
+    MemorySegment.copy(x, 0, copyTarget, 0, x.byteSize());
+    return copyTarget;
+  }
+}

@@ -1,0 +1,249 @@
+package dev.lanes.verification;
+
+import static org.junit.jupiter.api.Assertions.assertEquals;
+import static org.junit.jupiter.api.Assertions.assertTrue;
+
+import dev.lanes.kernels.Softmax;
+import dev.lanes.kernels.reference.SoftmaxReference;
+import java.util.SplittableRandom;
+import java.util.concurrent.atomic.AtomicInteger;
+import org.junit.jupiter.api.Test;
+import org.quicktheories.core.Gen;
+import org.quicktheories.generators.SourceDSL;
+
+/**
+ * Softmax and log-softmax: the references' backward against central differences of their forward,
+ * and the kernels against the references within the bounds derived in {@link Softmax}'s Javadoc
+ * (forward) and below (backward), on random shapes, magnitudes up to 1e30 and -inf entries.
+ */
+class SoftmaxPropertiesTest {
+  private static final double U = Math.scalb(1.0, -24);
+
+  /** A random softmax input: shape, magnitude, share of -inf entries and a content seed. */
+  record Case(int rows, int cols, double scale, boolean withMinusInf, long seed) {
+    static Gen<Case> cases() {
+      Gen<Double> scales = SourceDSL.integers().between(0, 3).map(i -> new double[] {1, 10, 1e4, 1e30}[i]);
+      return SourceDSL.integers().between(0, 6).zip(SourceDSL.integers().between(0, 200), scales,
+          SourceDSL.booleans().all(), SourceDSL.longs().all(), Case::new);
+    }
+
+    float[] logits() {
+      SplittableRandom random = new SplittableRandom(seed);
+      float[] x = new float[rows * cols];
+      for (int i = 0; i < x.length; i++) {
+        x[i] = (float) ((random.nextDouble() * 2 - 1) * scale);
+        if (withMinusInf && random.nextInt(25) == 0) {
+          x[i] = Float.NEGATIVE_INFINITY;
+        }
+      }
+      return x;
+    }
+
+    float[] upstream() {
+      SplittableRandom random = new SplittableRandom(~seed);
+      float[] dy = new float[rows * cols];
+      for (int i = 0; i < dy.length; i++) {
+        dy[i] = (float) (random.nextDouble() * 2 - 1);
+      }
+      return dy;
+    }
+  }
+
+  // ---- The references' backward against numerical differentiation, in double ----
+
+  @Test
+  void referenceBackwardMatchesCentralDifferences() {
+    Gen<Integer> rows = SourceDSL.integers().between(1, 3);
+    Gen<Integer> cols = SourceDSL.integers().between(1, 12);
+    Properties.qt(100).forAll(rows, cols, SourceDSL.longs().all()).checkAssert((r, c, seed) -> {
+      SplittableRandom random = new SplittableRandom(seed);
+      double[] x = new double[r * c];
+      double[] w = new double[r * c];
+      for (int i = 0; i < x.length; i++) {
+        x[i] = random.nextDouble() * 8 - 4;
+        w[i] = random.nextDouble() * 2 - 1;
+      }
+      // L(x) = sum_i w_i f(x)_i, so dL/dx is backward(f(x), w).
+      double[] y = SoftmaxReference.forward(r, c, x);
+      assertGradient(x, w, SoftmaxReference.backward(r, c, y, w), xs -> SoftmaxReference.forward(r, c, xs));
+      double[] z = SoftmaxReference.logForward(r, c, x);
+      assertGradient(x, w, SoftmaxReference.logBackward(r, c, z, w), xs -> SoftmaxReference.logForward(r, c, xs));
+    });
+  }
+
+  /**
+   * Central differences with eps = 1e-6. Truncation error is about eps^2 |f'''| / 6 ~ 1e-12. The
+   * roundoff is larger: L takes some 30 double roundings (exp, sums) of u = 1.1e-16 at |L| <= 1,
+   * which the division by 2 eps turns into ~3e-9 absolute. A relative error of 1e-6 is therefore
+   * only meaningful for components above ~3e-3, so it is taken against max(|gradient|, 1e-2).
+   */
+  private static void assertGradient(double[] x, double[] w, double[] analytic,
+      java.util.function.Function<double[], double[]> f) {
+    double eps = 1e-6;
+    for (int k = 0; k < x.length; k++) {
+      double[] plus = x.clone();
+      double[] minus = x.clone();
+      plus[k] += eps;
+      minus[k] -= eps;
+      double numeric = (dot(w, f.apply(plus)) - dot(w, f.apply(minus))) / (2 * eps);
+      double scale = Math.max(Math.abs(analytic[k]), 1e-2);
+      if (!(Math.abs(numeric - analytic[k]) / scale < 1e-6)) {
+        throw new AssertionError("d/dx[" + k + "]: numeric " + numeric + " vs backward " + analytic[k]);
+      }
+    }
+  }
+
+  private static double dot(double[] a, double[] b) {
+    double s = 0;
+    for (int i = 0; i < a.length; i++) {
+      s += a[i] * b[i];
+    }
+    return s;
+  }
+
+  // ---- The kernels against the references ----
+
+  @Test
+  void forwardAndBackwardMatchTheReference() {
+    AtomicInteger cases = new AtomicInteger();
+    Properties.qt(300).forAll(Case.cases()).checkAssert(c -> {
+      cases.incrementAndGet();
+      checkSoftmax(c);
+      checkLogSoftmax(c);
+    });
+    assertTrue(cases.get() >= 300, "only " + cases.get() + " cases ran");
+  }
+
+  private static void checkSoftmax(Case c) {
+    int n = c.cols();
+    float[] x = c.logits();
+    float[] y = new float[x.length];
+    Softmax.forward(c.rows(), n, x, 0, y, 0);
+    double[] xd = toDouble(x);
+    double[] ref = SoftmaxReference.forward(c.rows(), n, xd);
+    for (int r = 0; r < c.rows(); r++) {
+      double m = rowMax(xd, r * n, n);
+      for (int i = r * n; i < (r + 1) * n; i++) {
+        // Past |x - m| = 104 the float exp is exactly 0 and only the absolute floor matters.
+        double bound = U * (Math.min(Math.abs(xd[i] - m), 104) + 3 * n + 4) * ref[i] + Math.scalb(1.0, -126);
+        expectClose("softmax", c, i, y[i], ref[i], bound);
+      }
+    }
+    // Backward from the kernel's own y, so both sides differentiate the same point.
+    float[] dy = c.upstream();
+    float[] dx = new float[x.length];
+    Softmax.backward(c.rows(), n, y, 0, dy, 0, dx, 0);
+    double[] yd = toDouble(y);
+    double[] dyd = toDouble(dy);
+    double[] refDx = SoftmaxReference.backward(c.rows(), n, yd, dyd);
+    for (int r = 0; r < c.rows(); r++) {
+      double s1 = 0;
+      for (int j = r * n; j < (r + 1) * n; j++) {
+        s1 += Math.abs(dyd[j]) * yd[j];
+      }
+      for (int i = r * n; i < (r + 1) * n; i++) {
+        // First order: dot (n u S1), subtraction (u(|dy_i| + S1)), product (u y_i |G|); a product
+        // that lands among the subnormals is rounded to within 2^-150 absolute instead.
+        double bound = U * yd[i] * (2 * Math.abs(dyd[i]) + (n + 2) * s1) * (1 + n * U) + Math.scalb(1.0, -150);
+        expectClose("softmax backward", c, i, dx[i], refDx[i], bound);
+      }
+    }
+  }
+
+  private static void checkLogSoftmax(Case c) {
+    int n = c.cols();
+    float[] x = c.logits();
+    float[] z = new float[x.length];
+    Softmax.logForward(c.rows(), n, x, 0, z, 0);
+    double[] xd = toDouble(x);
+    double[] ref = SoftmaxReference.logForward(c.rows(), n, xd);
+    for (int r = 0; r < c.rows(); r++) {
+      double m = rowMax(xd, r * n, n);
+      double sum = 0;
+      for (int j = r * n; j < (r + 1) * n; j++) {
+        sum += Math.exp(xd[j] - m);
+      }
+      for (int i = r * n; i < (r + 1) * n; i++) {
+        double bound = U * (Math.abs(xd[i] - m) + 3 * n + 2 * Math.abs(Math.log(sum)) + Math.abs(ref[i]) + 4);
+        expectClose("log-softmax", c, i, z[i], ref[i], bound);
+      }
+    }
+    float[] dy = c.upstream();
+    float[] dx = new float[x.length];
+    Softmax.logBackward(c.rows(), n, z, 0, dy, 0, dx, 0);
+    double[] zd = toDouble(z);
+    double[] dyd = toDouble(dy);
+    double[] refDx = SoftmaxReference.logBackward(c.rows(), n, zd, dyd);
+    for (int r = 0; r < c.rows(); r++) {
+      double a = 0;
+      for (int j = r * n; j < (r + 1) * n; j++) {
+        a += Math.abs(dyd[j]);
+      }
+      for (int i = r * n; i < (r + 1) * n; i++) {
+        // First order: sum (n u A), exp (2u), one fused multiply-add (u |dx_i|); plus 2^-150 for a
+        // result among the subnormals.
+        double bound = U * (Math.abs(dyd[i]) + Math.exp(zd[i]) * a * (n + 3)) * (1 + n * U) + Math.scalb(1.0, -150);
+        expectClose("log-softmax backward", c, i, dx[i], refDx[i], bound);
+      }
+    }
+  }
+
+  /** Equal special values (NaN, infinities) or a finite error within the bound. */
+  private static void expectClose(String what, Case c, int i, float got, double want, double bound) {
+    if (Double.isNaN(want) || Double.isInfinite(want)) {
+      if (!(Double.isNaN(want) ? Float.isNaN(got) : got == want)) {
+        throw new AssertionError(what + "[" + i + "] = " + got + " but reference " + want + " in " + c);
+      }
+      return;
+    }
+    double error = Math.abs(got - want);
+    if (!(error <= bound)) {
+      throw new AssertionError(what + "[" + i + "] = " + got + " but reference " + want + ": error " + error
+          + " > bound " + bound + " in " + c);
+    }
+  }
+
+  private static double rowMax(double[] x, int from, int n) {
+    double m = Double.NEGATIVE_INFINITY;
+    for (int i = from; i < from + n; i++) {
+      m = Math.max(m, x[i]);
+    }
+    return m;
+  }
+
+  private static double[] toDouble(float[] x) {
+    double[] d = new double[x.length];
+    for (int i = 0; i < x.length; i++) {
+      d[i] = x[i];
+    }
+    return d;
+  }
+
+  // ---- PyTorch's special-value behaviour, exactly ----
+
+  @Test
+  void specialRowsBehaveAsInPyTorch() {
+    float ninf = Float.NEGATIVE_INFINITY;
+    float[] x = {
+        ninf, ninf, ninf, // all -inf: NaN
+        1f, ninf, 1f,     // one -inf: probability 0, log-probability -inf
+        1e30f, -1e30f, 0f // huge logits: no overflow
+    };
+    float[] y = new float[9];
+    float[] z = new float[9];
+    Softmax.forward(3, 3, x, 0, y, 0);
+    Softmax.logForward(3, 3, x, 0, z, 0);
+    for (int i = 0; i < 3; i++) {
+      assertTrue(Float.isNaN(y[i]) && Float.isNaN(z[i]), "all -inf row gives NaN");
+    }
+    assertEquals(0.5f, y[3]);
+    assertEquals(0f, y[4]);
+    assertEquals(0.5f, y[5]);
+    assertEquals(ninf, z[4]);
+    assertEquals(1f, y[6]);
+    assertEquals(0f, y[7]);
+    assertEquals(0f, y[8]);
+    assertEquals(0f, z[6]);
+    assertEquals(-1e30f, z[8]);
+  }
+}
