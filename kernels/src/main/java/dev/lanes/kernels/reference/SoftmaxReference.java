@@ -14,10 +14,7 @@ public final class SoftmaxReference {
     double[] y = new double[rows * cols];
     for (int r = 0; r < rows; r++) {
       double max = rowMax(x, r * cols, cols);
-      double sum = 0;
-      for (int i = 0; i < cols; i++) {
-        sum += Math.exp(x[r * cols + i] - max);
-      }
+      double sum = sumExp(x, r * cols, cols, max);
       for (int i = 0; i < cols; i++) {
         y[r * cols + i] = Math.exp(x[r * cols + i] - max) / sum;
       }
@@ -30,11 +27,7 @@ public final class SoftmaxReference {
     double[] z = new double[rows * cols];
     for (int r = 0; r < rows; r++) {
       double max = rowMax(x, r * cols, cols);
-      double sum = 0;
-      for (int i = 0; i < cols; i++) {
-        sum += Math.exp(x[r * cols + i] - max);
-      }
-      double logSum = Math.log(sum);
+      double logSum = Math.log(sumExp(x, r * cols, cols, max));
       for (int i = 0; i < cols; i++) {
         z[r * cols + i] = (x[r * cols + i] - max) - logSum;
       }
@@ -70,6 +63,14 @@ public final class SoftmaxReference {
       }
     }
     return dx;
+  }
+
+  private static double sumExp(double[] x, int from, int cols, double max) {
+    double sum = 0;
+    for (int i = 0; i < cols; i++) {
+      sum += Math.exp(x[from + i] - max);
+    }
+    return sum;
   }
 
   private static double rowMax(double[] x, int from, int cols) {
