@@ -1,6 +1,6 @@
 /**
- * The public kernels: {@link dev.lanes.kernels.Gemm} and the types its calls take
- * ({@link dev.lanes.kernels.Transpose}, {@link dev.lanes.kernels.Parallelism}).
+ * The public kernels: {@link dev.lanes.kernels.Gemm} and {@link dev.lanes.kernels.Softmax}, and the
+ * types their calls take ({@link dev.lanes.kernels.Transpose}, {@link dev.lanes.kernels.Parallelism}).
  *
  * <p>Every kernel works on raw float32 {@link java.lang.foreign.MemorySegment}s or {@code float[]}
  * arrays addressed by element offsets and leading dimensions, row-major unless a method says
@@ -10,5 +10,10 @@
  * <p>Public entry points sit in one class per kernel family; their internals (micro-kernels,
  * packing, blocking, threading) are package-private classes beside them. This package depends
  * only on {@code java.base} and {@code jdk.incubator.vector}.
+ *
+ * <p>A rule every kernel here follows: methods that hold vectors are small. C1 gives up on large
+ * vector methods ("out of virtual registers"), and a method C1 cannot compile at tier 3 can stay in
+ * tier-2 code for good, where the Vector API is not intrinsified and every vector is a heap object.
+ * So a kernel is split into passes or stages that hand each other scalars or arrays, never vectors.
  */
 package dev.lanes.kernels;
