@@ -52,13 +52,6 @@ final class ExecutorFanOut {
     if (interrupted) {
       Thread.currentThread().interrupt();
     }
-    Throwable t = failure.get();
-    if (t instanceof RuntimeException re) {
-      throw re;
-    } else if (t instanceof Error err) {
-      throw err;
-    } else if (t != null) {
-      throw new IllegalStateException(t);
-    }
+    WorkerPool.rethrow(failure.get());
   }
 }

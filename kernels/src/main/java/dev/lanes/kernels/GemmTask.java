@@ -104,9 +104,14 @@ final class GemmTask implements ParallelTask {
     return 2L * m * n * k;
   }
 
+  /** Whether the parts of this call go through the stages together (see the class comment). */
+  private boolean cooperative(int parts) {
+    return parts > 1 && splitRows && k != 0 && alpha != 0f;
+  }
+
   /** Called on the calling thread before the parts run. */
   void prepare(int parts) {
-    if (parts > 1 && splitRows && k != 0 && alpha != 0f) {
+    if (cooperative(parts)) {
       barrier.reset(parts);
       nextRowPanel[0].set(0);
       nextRowPanel[1].set(0);
@@ -115,9 +120,9 @@ final class GemmTask implements ParallelTask {
 
   @Override
   public void run(int part, int parts) {
-    if (parts > 1 && splitRows && k != 0 && alpha != 0f) {
+    if (cooperative(parts)) {
       try {
-        cooperate(part, parts, GemmWorkspace.forCurrentThread());
+        stages(0, m, 0, n, GemmWorkspace.forCurrentThread(), true, part);
       } catch (RuntimeException | Error e) {
         barrier.breakBarrier();
         throw e;
@@ -144,17 +149,41 @@ final class GemmTask implements ParallelTask {
       scale(m0, m1, n0, n1);
       return;
     }
+    stages(m0, m1, n0, n1, ws, false, 0);
+  }
+
+  /**
+   * The stage loops for rows [m0, m1) and columns [n0, n1): for each (jc, pc) stage, pack its B
+   * block into this thread's buffer, then run the MR-row panels. Alone ({@code shared} false), a
+   * thread takes its panels in order. Cooperating, it first meets the others at the barrier, then
+   * takes panels from the call's shared counter until none are left.
+   */
+  private void stages(int m0, int m1, int n0, int n1, GemmWorkspace ws, boolean shared, int part) {
     final int mr = GemmMicroKernel.MR;
     final int kcMax = GemmBlocking.KC;
     final int ncMax = GemmBlocking.NC;
+    int stage = 0;
     for (int jc = n0; jc < n1; jc += ncMax) {
       int nc = Math.min(ncMax, n1 - jc);
-      for (int pc = 0; pc < k; pc += kcMax) {
+      for (int pc = 0; pc < k; pc += kcMax, stage++) {
         int kc = Math.min(kcMax, k - pc);
         // Only the first chunk of the k-sum sees beta; later chunks accumulate onto it.
         float betaHere = pc == 0 ? beta : 1f;
         GemmPacking.packB(transB, b, bOff, ldbBytes, pc, kc, jc, nc, ws.bBlock, 0, ws.transposeScratch, ws.bMap);
-        for (int ir = m0; ir < m1; ir += mr) {
+        if (!shared) {
+          for (int ir = m0; ir < m1; ir += mr) {
+            rowPanel(ws, ir, Math.min(mr, m1 - ir), pc, kc, jc, nc, ws.bBlock, betaHere);
+          }
+          continue;
+        }
+        barrier.await();
+        if (part == 0) {
+          // Past this barrier every thread has finished stage - 1, so its counter, which stage + 1
+          // reuses, can be rearmed; nobody takes from it before the next barrier, which needs part 0.
+          nextRowPanel[(stage + 1) & 1].set(0);
+        }
+        AtomicInteger next = nextRowPanel[stage & 1];
+        for (int ir = m0 + next.getAndIncrement() * mr; ir < m1; ir = m0 + next.getAndIncrement() * mr) {
           rowPanel(ws, ir, Math.min(mr, m1 - ir), pc, kc, jc, nc, ws.bBlock, betaHere);
         }
       }
@@ -179,34 +208,6 @@ final class GemmTask implements ParallelTask {
       GemmMicroKernel.compute(kc, ws.aPanel, 0, bBlock, panel * panelFloats, ws.tile);
       GemmMicroKernel.store(ws.tile, c, cRow + (long) jr * Float.BYTES, ldcBytes, rows,
           Math.min(nr, nc - jr), alpha, betaHere);
-    }
-  }
-
-  /** One thread's share of a cooperative call: see the class comment. */
-  private void cooperate(int part, int parts, GemmWorkspace ws) {
-    final int mr = GemmMicroKernel.MR;
-    final int kcMax = GemmBlocking.KC;
-    final int ncMax = GemmBlocking.NC;
-    final int rowPanels = (m + mr - 1) / mr;
-    int stage = 0;
-    for (int jc = 0; jc < n; jc += ncMax) {
-      int nc = Math.min(ncMax, n - jc);
-      for (int pc = 0; pc < k; pc += kcMax, stage++) {
-        int kc = Math.min(kcMax, k - pc);
-        float betaHere = pc == 0 ? beta : 1f;
-        GemmPacking.packB(transB, b, bOff, ldbBytes, pc, kc, jc, nc, ws.bBlock, 0, ws.transposeScratch, ws.bMap);
-        barrier.await();
-        if (part == 0) {
-          // Past this barrier every thread has finished stage - 1, so its counter, which stage + 1
-          // reuses, can be rearmed; nobody takes from it before the next barrier, which needs part 0.
-          nextRowPanel[(stage + 1) & 1].set(0);
-        }
-        AtomicInteger next = nextRowPanel[stage & 1];
-        for (int panel = next.getAndIncrement(); panel < rowPanels; panel = next.getAndIncrement()) {
-          int ir = panel * mr;
-          rowPanel(ws, ir, Math.min(mr, m - ir), pc, kc, jc, nc, ws.bBlock, betaHere);
-        }
-      }
     }
   }
 

@@ -45,18 +45,20 @@ public final class Softmax {
   /** {@code y = softmax(x)} row by row. */
   public static void forward(int rows, int cols, MemorySegment x, long xOffset, MemorySegment y, long yOffset) {
     check(rows, cols, x, xOffset, "x", y, yOffset, "y", null, 0, null);
-    for (int r = 0; r < rows; r++) {
-      long row = (long) r * cols;
-      forwardRow(cols, x, (xOffset + row) * 4, y, (yOffset + row) * 4, false);
-    }
+    forwardRows(rows, cols, x, xOffset, y, yOffset, false);
   }
 
   /** {@code z = log_softmax(x)} row by row. */
   public static void logForward(int rows, int cols, MemorySegment x, long xOffset, MemorySegment z, long zOffset) {
     check(rows, cols, x, xOffset, "x", z, zOffset, "z", null, 0, null);
+    forwardRows(rows, cols, x, xOffset, z, zOffset, true);
+  }
+
+  private static void forwardRows(int rows, int cols, MemorySegment x, long xOffset, MemorySegment out,
+      long outOffset, boolean log) {
     for (int r = 0; r < rows; r++) {
       long row = (long) r * cols;
-      forwardRow(cols, x, (xOffset + row) * 4, z, (zOffset + row) * 4, true);
+      forwardRow(cols, x, (xOffset + row) * 4, out, (outOffset + row) * 4, log);
     }
   }
 

@@ -67,7 +67,8 @@ final class WorkerPool {
     }
   }
 
-  private static void rethrow(Throwable t) {
+  /** Rethrows what a part of a kernel call threw, unchecked as it was; null means nothing was. */
+  static void rethrow(Throwable t) {
     if (t == null) {
       return;
     }
