@@ -72,23 +72,39 @@ class SoftmaxPropertiesTest {
   }
 
   /**
-   * Central differences with eps = 1e-6. Truncation error is about eps^2 |f'''| / 6 ~ 1e-12. The
-   * roundoff is larger: L takes some 30 double roundings (exp, sums) of u = 1.1e-16 at |L| <= 1,
-   * which the division by 2 eps turns into ~3e-9 absolute. A relative error of 1e-6 is therefore
-   * only meaningful for components above ~3e-3, so it is taken against max(|gradient|, 1e-2).
+   * Central differences with eps = 1e-6, and relative error under 1e-6 on top of the error the
+   * difference quotient itself carries, derived per case rather than set as a floor:
+   * <ul>
+   *   <li>roundoff: each f_i(x) is computed with about n + 4 double roundings (the row's exps and
+   *       sum, a log or a division, a subtraction), so L = sum w_i f_i is off by up to
+   *       {@code (n + 4) u_d sum |w_i f_i|}, {@code u_d = 2^-53}; the quotient divides the
+   *       difference of two such values by {@code 2 eps}, hence {@code (n + 4) u_d sum |w_i f_i| / eps};
+   *   <li>truncation: {@code eps^2 |f'''| / 6}, with the third derivatives of these functions of
+   *       order |w|, bounded by {@code 1e-12 sum |w_i|}.
+   * </ul>
    */
   private static void assertGradient(double[] x, double[] w, double[] analytic,
       java.util.function.Function<double[], double[]> f) {
     double eps = 1e-6;
+    double[] at = f.apply(x);
+    double magnitude = 0;
+    double weights = 0;
+    for (int i = 0; i < x.length; i++) {
+      magnitude += Math.abs(w[i] * at[i]);
+      weights += Math.abs(w[i]);
+    }
+    int n = x.length;
+    double quotientError = (n + 4) * Math.ulp(1.0) / 2 * magnitude / eps + 1e-12 * weights;
     for (int k = 0; k < x.length; k++) {
       double[] plus = x.clone();
       double[] minus = x.clone();
       plus[k] += eps;
       minus[k] -= eps;
       double numeric = (dot(w, f.apply(plus)) - dot(w, f.apply(minus))) / (2 * eps);
-      double scale = Math.max(Math.abs(analytic[k]), 1e-2);
-      if (!(Math.abs(numeric - analytic[k]) / scale < 1e-6)) {
-        throw new AssertionError("d/dx[" + k + "]: numeric " + numeric + " vs backward " + analytic[k]);
+      double allowed = 1e-6 * Math.abs(analytic[k]) + quotientError;
+      if (!(Math.abs(numeric - analytic[k]) <= allowed)) {
+        throw new AssertionError("d/dx[" + k + "]: numeric " + numeric + " vs backward " + analytic[k]
+            + ", allowed " + allowed);
       }
     }
   }
