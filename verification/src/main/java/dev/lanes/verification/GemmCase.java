@@ -19,8 +19,13 @@ public record GemmCase(Transpose transA, Transpose transB, int m, int n, int k,
 
   /** Random cases with m, n, k in 0..maxDim, which includes primes and non-multiples of 16 and 32. */
   public static Gen<GemmCase> cases(int maxDim) {
+    return cases(0, maxDim);
+  }
+
+  /** Random cases with m, n, k in minDim..maxDim. */
+  public static Gen<GemmCase> cases(int minDim, int maxDim) {
     Gen<Transpose> trans = SourceDSL.arbitrary().enumValues(Transpose.class);
-    Gen<Integer> dim = SourceDSL.integers().between(0, maxDim);
+    Gen<Integer> dim = SourceDSL.integers().between(minDim, maxDim);
     Gen<Integer> pad = SourceDSL.integers().between(0, 7);
     Gen<Integer> off = SourceDSL.integers().between(0, 40);
     Gen<Float> scalar = SourceDSL.integers().between(0, SCALARS.length - 1).map(i -> SCALARS[i]);
