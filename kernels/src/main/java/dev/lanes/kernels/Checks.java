@@ -7,7 +7,18 @@ import java.lang.foreign.MemorySegment;
  * and every check runs before a kernel reads or writes anything.
  */
 final class Checks {
+  /** A thread that never runs; a segment it may access is not confined to the caller. */
+  private static final Thread ANY_OTHER_THREAD = new Thread(() -> {}, "lanes-accessibility-probe");
+
   private Checks() {}
+
+  /**
+   * Whether threads other than the caller may touch the segment (false for confined arenas); a
+   * kernel runs on the calling thread alone when any of its segments is not.
+   */
+  static boolean shareable(MemorySegment segment) {
+    return segment == null || segment.isAccessibleBy(ANY_OTHER_THREAD);
+  }
 
   static <T> T notNull(T value, String name) {
     if (value == null) {
@@ -55,6 +66,37 @@ final class Checks {
       throw new IndexOutOfBoundsException(name + ": a " + rows + "x" + cols + " matrix with leading dimension "
           + ld + " at offset " + offset + " needs floats [" + offset + ", " + end + ") but only "
           + length + " exist");
+    }
+  }
+
+  /**
+   * A tensor of shape {@code layout = [d0, d1, d2, d3]} (unused trailing dimensions are -1), that
+   * is the product of the dimensions in floats from {@code offset}, must fit in a buffer of
+   * {@code length} floats. The message, naming the tensor, its layout and its shape, is only
+   * assembled on failure, so a valid call allocates nothing.
+   */
+  static void tensor(String name, String layout, int d0, int d1, int d2, int d3, long offset, long length) {
+    long count = (long) d0 * Math.max(d1, 1) * Math.max(d2, 1) * Math.max(d3, 1);
+    if (offset < 0) {
+      throw new IndexOutOfBoundsException(name + " offset = " + offset + " must be >= 0");
+    }
+    if (offset > length - count) {
+      StringBuilder shape = new StringBuilder().append(d0);
+      for (int d : new int[] {d1, d2, d3}) {
+        if (d >= 0) {
+          shape.append(',').append(d);
+        }
+      }
+      throw new IndexOutOfBoundsException(name + " " + layout + " = [" + shape + "] needs " + count
+          + " floats at offset " + offset + ", that is [" + offset + ", " + (offset + count)
+          + "), but its buffer holds only " + length);
+    }
+  }
+
+  /** A positive dimension or attribute: {@code value >= 1}. */
+  static void positive(long value, String name) {
+    if (value < 1) {
+      throw new IllegalArgumentException(name + " = " + value + " must be >= 1");
     }
   }
 

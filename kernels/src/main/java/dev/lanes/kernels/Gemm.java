@@ -46,9 +46,6 @@ public final class Gemm {
    */
   static final long MIN_FLOPS_PER_THREAD = Long.getLong("lanes.gemm.minFlopsPerThread", 2L * 96 * 96 * 96);
 
-  /** A thread that never runs; a segment it may access is not confined to the caller. */
-  private static final Thread ANY_OTHER_THREAD = new Thread(() -> {}, "lanes-accessibility-probe");
-
   private Gemm() {}
 
   /**
@@ -80,7 +77,7 @@ public final class Gemm {
     Checks.writable(c, "c");
     validateExtents(transA, transB, m, n, k, aOffset, lda, Checks.floats(a), bOffset, ldb, Checks.floats(b),
         cOffset, ldc, Checks.floats(c));
-    run(transA == Transpose.TRANSPOSE, transB == Transpose.TRANSPOSE, m, n, k,
+    multiply(transA == Transpose.TRANSPOSE, transB == Transpose.TRANSPOSE, m, n, k,
         alpha, a, aOffset, lda, b, bOffset, ldb, beta, c, cOffset, ldc, parallelism);
   }
 
@@ -105,7 +102,7 @@ public final class Gemm {
     Checks.notNull(c, "c");
     validateExtents(transA, transB, m, n, k, aOffset, lda, a.length, bOffset, ldb, b.length,
         cOffset, ldc, c.length);
-    run(transA == Transpose.TRANSPOSE, transB == Transpose.TRANSPOSE, m, n, k,
+    multiply(transA == Transpose.TRANSPOSE, transB == Transpose.TRANSPOSE, m, n, k,
         alpha, MemorySegment.ofArray(a), aOffset, lda, MemorySegment.ofArray(b), bOffset, ldb,
         beta, MemorySegment.ofArray(c), cOffset, ldc, parallelism);
   }
@@ -140,7 +137,11 @@ public final class Gemm {
     Checks.extent("c", cOffset, m, n, ldc, cLength);
   }
 
-  private static void run(boolean transA, boolean transB, int m, int n, int k,
+  /**
+   * The multiply itself, for callers that have validated every argument already (the public
+   * entry points above, and kernels built on GEMM such as {@link Conv2d}).
+   */
+  static void multiply(boolean transA, boolean transB, int m, int n, int k,
       float alpha, MemorySegment a, long aOffset, int lda,
       MemorySegment b, long bOffset, int ldb,
       float beta, MemorySegment c, long cOffset, int ldc, Parallelism parallelism) {
@@ -152,7 +153,7 @@ public final class Gemm {
     try {
       int parts = (int) Math.min(parallelism.threads(),
           Math.min(task.maxParts(), Math.max(1L, task.flops() / MIN_FLOPS_PER_THREAD)));
-      if (parts > 1 && !(shareable(a) && shareable(b) && shareable(c))) {
+      if (parts > 1 && !(Checks.shareable(a) && Checks.shareable(b) && Checks.shareable(c))) {
         parts = 1;
       }
       task.prepare(parts);
@@ -160,10 +161,5 @@ public final class Gemm {
     } finally {
       task.clear();
     }
-  }
-
-  /** Whether threads other than the caller may touch the segment (false for confined arenas). */
-  private static boolean shareable(MemorySegment segment) {
-    return segment.isAccessibleBy(ANY_OTHER_THREAD);
   }
 }

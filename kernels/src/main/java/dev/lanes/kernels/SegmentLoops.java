@@ -1,0 +1,83 @@
+package dev.lanes.kernels;
+
+import static java.lang.foreign.ValueLayout.JAVA_FLOAT_UNALIGNED;
+
+import java.lang.foreign.MemorySegment;
+import java.nio.ByteOrder;
+import jdk.incubator.vector.FloatVector;
+import jdk.incubator.vector.VectorMask;
+import jdk.incubator.vector.VectorSpecies;
+
+/**
+ * Short vector loops over runs of floats in segments (fill, copy, add-into, strided gather), the
+ * data movement of im2col, col2im and pooling. All offsets are in bytes.
+ *
+ * <p>Runs here are tens of floats long, where {@link MemorySegment#copy} and
+ * {@link MemorySegment#fill} cost more in per-call checks and slicing than the data movement;
+ * these loops allocate nothing and keep one small vector method per job.
+ */
+final class SegmentLoops {
+  private static final VectorSpecies<Float> SPECIES = FloatLanes.SPECIES;
+  private static final int LANES = SPECIES.length();
+  private static final ByteOrder ORDER = ByteOrder.nativeOrder();
+
+  private SegmentLoops() {}
+
+  /** {@code dst[0 .. n) = value}. */
+  static void fill(MemorySegment dst, long at, int n, float value) {
+    FloatVector v = FloatVector.broadcast(SPECIES, value);
+    int i = 0;
+    for (int whole = n - n % LANES; i < whole; i += LANES) {
+      v.intoMemorySegment(dst, at + 4L * i, ORDER);
+    }
+    if (i < n) {
+      v.intoMemorySegment(dst, at + 4L * i, ORDER, SPECIES.indexInRange(i, n));
+    }
+  }
+
+  /** {@code dst[0 .. n) = src[0 .. n)}; the runs must not overlap. */
+  static void copy(MemorySegment src, long from, MemorySegment dst, long to, int n) {
+    int i = 0;
+    for (int whole = n - n % LANES; i < whole; i += LANES) {
+      FloatVector.fromMemorySegment(SPECIES, src, from + 4L * i, ORDER).intoMemorySegment(dst, to + 4L * i, ORDER);
+    }
+    if (i < n) {
+      VectorMask<Float> tail = SPECIES.indexInRange(i, n);
+      FloatVector.fromMemorySegment(SPECIES, src, from + 4L * i, ORDER, tail)
+          .intoMemorySegment(dst, to + 4L * i, ORDER, tail);
+    }
+  }
+
+  /** {@code dst[0 .. n) += src[0 .. n)}; the runs must not overlap. */
+  static void addInto(MemorySegment src, long from, MemorySegment dst, long to, int n) {
+    int i = 0;
+    for (int whole = n - n % LANES; i < whole; i += LANES) {
+      FloatVector.fromMemorySegment(SPECIES, src, from + 4L * i, ORDER)
+          .add(FloatVector.fromMemorySegment(SPECIES, dst, to + 4L * i, ORDER))
+          .intoMemorySegment(dst, to + 4L * i, ORDER);
+    }
+    if (i < n) {
+      VectorMask<Float> tail = SPECIES.indexInRange(i, n);
+      FloatVector.fromMemorySegment(SPECIES, src, from + 4L * i, ORDER, tail)
+          .add(FloatVector.fromMemorySegment(SPECIES, dst, to + 4L * i, ORDER, tail))
+          .intoMemorySegment(dst, to + 4L * i, ORDER, tail);
+    }
+  }
+
+  /** {@code dst[j] = src[j * stride]} for j in [0, n): a strided gather, scalar. */
+  static void gather(MemorySegment src, long from, int stride, MemorySegment dst, long to, int n) {
+    long step = 4L * stride;
+    for (int j = 0; j < n; j++) {
+      dst.set(JAVA_FLOAT_UNALIGNED, to + 4L * j, src.get(JAVA_FLOAT_UNALIGNED, from + j * step));
+    }
+  }
+
+  /** {@code dst[j * stride] += src[j]} for j in [0, n): a strided scatter-add, scalar. */
+  static void scatterAdd(MemorySegment src, long from, MemorySegment dst, long to, int stride, int n) {
+    long step = 4L * stride;
+    for (int j = 0; j < n; j++) {
+      long at = to + j * step;
+      dst.set(JAVA_FLOAT_UNALIGNED, at, dst.get(JAVA_FLOAT_UNALIGNED, at) + src.get(JAVA_FLOAT_UNALIGNED, from + 4L * j));
+    }
+  }
+}
