@@ -1,0 +1,292 @@
+package dev.lanes.kernels;
+
+import static java.lang.foreign.ValueLayout.JAVA_FLOAT_UNALIGNED;
+import static java.lang.foreign.ValueLayout.JAVA_INT_UNALIGNED;
+
+import java.lang.foreign.MemorySegment;
+import java.nio.ByteOrder;
+import jdk.incubator.vector.FloatVector;
+import jdk.incubator.vector.IntVector;
+import jdk.incubator.vector.VectorMask;
+import jdk.incubator.vector.VectorOperators;
+import jdk.incubator.vector.VectorSpecies;
+
+/**
+ * The loops of {@link Pool2d}: one validated call, split over the N*C planes. Byte offsets
+ * throughout. Reused per calling thread, so a call allocates nothing.
+ *
+ * <p>Forward works one output row at a time, LANES outputs per vector: for every tap (ih, kw)
+ * of the window it loads the input at columns {@code first + j*stride} for lanes j, stride 1 as one
+ * load, stride 2 as two loads whose even lanes a two-vector permute collects. Lanes whose column
+ * falls in the padding read the padding value (-inf for max, 0 for average) through a masked load.
+ * The row's running max and argmax, or sum, stay in registers inside one method.
+ */
+final class PoolTask implements ParallelTask {
+  static final int MAX_FORWARD = 0;
+  static final int MAX_BACKWARD = 1;
+  static final int AVG_FORWARD = 2;
+  static final int AVG_BACKWARD = 3;
+
+  private static final ThreadLocal<PoolTask> PER_THREAD = ThreadLocal.withInitial(PoolTask::new);
+  private static final VectorSpecies<Float> SPECIES = FloatLanes.SPECIES;
+  private static final VectorSpecies<Integer> INTS = SPECIES.vectorShape().withLanes(int.class);
+  private static final int LANES = SPECIES.length();
+  private static final ByteOrder ORDER = ByteOrder.nativeOrder();
+  /** Lane indices 0, 2, 4, ...: the even lanes of two concatenated vectors. */
+  private static final FloatVector EVEN = FloatVector.fromArray(SPECIES, evens(), 0);
+  private static final IntVector IOTA = IntVector.zero(INTS).addIndex(1);
+  /** Below this many input floats a call stays on one thread. */
+  private static final long MIN_FLOATS_PER_THREAD = 1 << 15;
+
+  private int op;
+  private Pool2d g;
+  private MemorySegment in;
+  private long inOff;
+  private MemorySegment out;
+  private long outOff;
+  private MemorySegment index;
+  private long indexOff;
+  private boolean countIncludePad;
+
+  private static float[] evens() {
+    float[] e = new float[LANES];
+    for (int j = 0; j < LANES; j++) {
+      e[j] = 2 * j;
+    }
+    return e;
+  }
+
+  /** Runs one pass; offsets are in elements. (in, out) are (x, y) forward and (dy, dx) backward. */
+  static void run(int op, Pool2d g, MemorySegment in, long inOffset, MemorySegment out, long outOffset,
+      MemorySegment index, long indexOffset, boolean countIncludePad, Parallelism parallelism) {
+    PoolTask task = PER_THREAD.get();
+    task.op = op;
+    task.g = g;
+    task.in = in;
+    task.inOff = 4 * inOffset;
+    task.out = out;
+    task.outOff = 4 * outOffset;
+    task.index = index;
+    task.indexOff = 4 * indexOffset;
+    task.countIncludePad = countIncludePad;
+    if (op == MAX_BACKWARD) {
+      checkArgmax(g, index, task.indexOff);
+    }
+    int planes = g.batch * g.channels;
+    int parts = (int) Math.min(Math.min(parallelism.threads(), planes),
+        Math.max(1, g.inputFloats() / MIN_FLOATS_PER_THREAD));
+    if (!(Checks.shareable(in) && Checks.shareable(out) && Checks.shareable(index))) {
+      parts = 1;
+    }
+    try {
+      parallelism.invoke(task, parts);
+    } finally {
+      task.g = null;
+      task.in = null;
+      task.out = null;
+      task.index = null;
+    }
+  }
+
+  /** Every recorded argmax must lie in its plane; checked before dx is touched. */
+  private static void checkArgmax(Pool2d g, MemorySegment idx, long at) {
+    int plane = g.height * g.width;
+    long outputs = g.outputFloats();
+    for (long o = 0; o < outputs; o++) {
+      int i = idx.get(JAVA_INT_UNALIGNED, at + 4 * o);
+      if (i < 0 || i >= plane) {
+        throw new IndexOutOfBoundsException("argmax[" + o + "] = " + i + " is outside its plane of " + g.height
+            + "x" + g.width + " = " + plane + " elements (was it recorded by maxForward of " + g + "?)");
+      }
+    }
+  }
+
+  @Override
+  public void run(int part, int parts) {
+    int planes = g.batch * g.channels;
+    int from = (int) ((long) planes * part / parts);
+    int to = (int) ((long) planes * (part + 1) / parts);
+    long imagePlane = 4L * g.height * g.width;
+    long pooledPlane = 4L * g.outHeight * g.outWidth;
+    boolean forward = op == MAX_FORWARD || op == AVG_FORWARD;
+    // Forward reads image planes and writes pooled ones; backward reads pooled dy, writes image dx.
+    long inPlane = forward ? imagePlane : pooledPlane;
+    long outPlane = forward ? pooledPlane : imagePlane;
+    for (int p = from; p < to; p++) {
+      long x = inOff + p * inPlane;
+      long y = outOff + p * outPlane;
+      long idx = indexOff + p * pooledPlane;
+      switch (op) {
+        case MAX_FORWARD, AVG_FORWARD -> {
+          boolean max = op == MAX_FORWARD;
+          for (int oh = 0; oh < g.outHeight; oh++) {
+            long yRow = y + 4L * oh * g.outWidth;
+            if (g.strideW <= 2) {
+              if (max) {
+                maxRow(g, in, x, oh, out, yRow, index, idx + 4L * oh * g.outWidth);
+              } else {
+                avgRow(g, in, x, oh, out, yRow, countIncludePad);
+              }
+            } else {
+              scalarRow(g, in, x, oh, out, yRow, index, idx + 4L * oh * g.outWidth, max, countIncludePad);
+            }
+          }
+        }
+        case MAX_BACKWARD -> maxBackwardPlane(g, in, x, index, idx, out, y);
+        default -> avgBackwardPlane(g, in, x, out, y, countIncludePad);
+      }
+    }
+  }
+
+  /**
+   * LANES inputs at columns {@code first + j*stride} (stride 1 or 2) of the row at byte
+   * {@code rowAt}, with {@code pad} in lanes whose column is outside [0, width).
+   */
+  private static FloatVector load(MemorySegment x, long rowAt, int first, int stride, int width, float pad) {
+    if (stride == 1) {
+      return loadRun(x, rowAt, first, width, pad);
+    }
+    FloatVector lo = loadRun(x, rowAt, first, width, pad);
+    FloatVector hi = loadRun(x, rowAt, first + LANES, width, pad);
+    return EVEN.selectFrom(lo, hi);
+  }
+
+  /** LANES consecutive inputs from column {@code first}, {@code pad} outside [0, width). */
+  private static FloatVector loadRun(MemorySegment x, long rowAt, int first, int width, float pad) {
+    if (first >= 0 && first + LANES <= width) {
+      return FloatVector.fromMemorySegment(SPECIES, x, rowAt + 4L * first, ORDER);
+    }
+    int lo = Math.max(0, -first);
+    int hi = Math.min(LANES, width - first);
+    long bits = hi <= lo ? 0 : (hi - lo == 64 ? -1L : ((1L << (hi - lo)) - 1) << lo);
+    VectorMask<Float> inside = VectorMask.fromLong(SPECIES, bits);
+    return FloatVector.broadcast(SPECIES, pad)
+        .blend(FloatVector.fromMemorySegment(SPECIES, x, rowAt + 4L * first, ORDER, inside), inside);
+  }
+
+  private static void maxRow(Pool2d g, MemorySegment x, long planeAt, int oh, MemorySegment y, long yRow,
+      MemorySegment idx, long idxRow) {
+    int width = g.width;
+    int stride = g.strideW;
+    int top = oh * g.strideH - g.padH;
+    int h0 = Math.max(top, 0);
+    int h1 = Math.min(top + g.kernelH, g.height);
+    for (int ow0 = 0; ow0 < g.outWidth; ow0 += LANES) {
+      int left = ow0 * stride - g.padW;
+      FloatVector best = FloatVector.broadcast(SPECIES, Float.NEGATIVE_INFINITY);
+      // Until something beats -inf the index is the window's first element inside the input.
+      IntVector arg = IOTA.mul(stride).add(left).max(0).add(h0 * width);
+      for (int ih = h0; ih < h1; ih++) {
+        long rowAt = planeAt + 4L * ih * width;
+        for (int kw = 0; kw < g.kernelW; kw++) {
+          FloatVector v = load(x, rowAt, left + kw, stride, width, Float.NEGATIVE_INFINITY);
+          VectorMask<Float> takes = v.compare(VectorOperators.GT, best).or(v.test(VectorOperators.IS_NAN));
+          best = best.blend(v, takes);
+          arg = arg.blend(IOTA.mul(stride).add(ih * width + left + kw), takes.cast(INTS));
+        }
+      }
+      VectorMask<Float> present = SPECIES.indexInRange(ow0, g.outWidth);
+      best.intoMemorySegment(y, yRow + 4L * ow0, ORDER, present);
+      if (idx != null) {
+        arg.intoMemorySegment(idx, idxRow + 4L * ow0, ORDER, present.cast(INTS));
+      }
+    }
+  }
+
+  private static void avgRow(Pool2d g, MemorySegment x, long planeAt, int oh, MemorySegment y, long yRow,
+      boolean countIncludePad) {
+    int width = g.width;
+    int stride = g.strideW;
+    int top = oh * g.strideH - g.padH;
+    int h0 = Math.max(top, 0);
+    int h1 = Math.min(top + g.kernelH, g.height);
+    for (int ow0 = 0; ow0 < g.outWidth; ow0 += LANES) {
+      int left = ow0 * stride - g.padW;
+      FloatVector sum = FloatVector.zero(SPECIES);
+      for (int ih = h0; ih < h1; ih++) {
+        long rowAt = planeAt + 4L * ih * width;
+        for (int kw = 0; kw < g.kernelW; kw++) {
+          sum = sum.add(load(x, rowAt, left + kw, stride, width, 0f));
+        }
+      }
+      FloatVector divisor;
+      if (countIncludePad) {
+        divisor = FloatVector.broadcast(SPECIES, (float) (g.kernelH * g.kernelW));
+      } else {
+        IntVector start = IOTA.mul(stride).add(left);
+        IntVector cols = start.add(g.kernelW).min(width).sub(start.max(0));
+        divisor = ((FloatVector) cols.convert(VectorOperators.I2F, 0)).mul((float) (h1 - h0));
+      }
+      sum.div(divisor).intoMemorySegment(y, yRow + 4L * ow0, ORDER, SPECIES.indexInRange(ow0, g.outWidth));
+    }
+  }
+
+  /** Any stride, one output at a time, with the same scan order and rules as the vector rows. */
+  private static void scalarRow(Pool2d g, MemorySegment x, long planeAt, int oh, MemorySegment y, long yRow,
+      MemorySegment idx, long idxRow, boolean max, boolean countIncludePad) {
+    int top = oh * g.strideH - g.padH;
+    int h0 = Math.max(top, 0);
+    int h1 = Math.min(top + g.kernelH, g.height);
+    for (int ow = 0; ow < g.outWidth; ow++) {
+      int left = ow * g.strideW - g.padW;
+      int w0 = Math.max(left, 0);
+      int w1 = Math.min(left + g.kernelW, g.width);
+      float acc = max ? Float.NEGATIVE_INFINITY : 0f;
+      int arg = h0 * g.width + w0;
+      for (int ih = h0; ih < h1; ih++) {
+        for (int iw = w0; iw < w1; iw++) {
+          float v = x.get(JAVA_FLOAT_UNALIGNED, planeAt + 4L * (ih * g.width + iw));
+          if (!max) {
+            acc += v;
+          } else if (v > acc || Float.isNaN(v)) {
+            acc = v;
+            arg = ih * g.width + iw;
+          }
+        }
+      }
+      if (!max) {
+        acc /= countIncludePad ? g.kernelH * g.kernelW : (h1 - h0) * (w1 - w0);
+      }
+      y.set(JAVA_FLOAT_UNALIGNED, yRow + 4L * ow, acc);
+      if (max && idx != null) {
+        idx.set(JAVA_INT_UNALIGNED, idxRow + 4L * ow, arg);
+      }
+    }
+  }
+
+  private static void maxBackwardPlane(Pool2d g, MemorySegment dy, long dyPlane, MemorySegment idx, long idxPlane,
+      MemorySegment dx, long dxPlane) {
+    int plane = g.height * g.width;
+    SegmentLoops.fill(dx, dxPlane, plane, 0f);
+    int outputs = g.outHeight * g.outWidth;
+    for (int o = 0; o < outputs; o++) {
+      int at = idx.get(JAVA_INT_UNALIGNED, idxPlane + 4L * o);
+      long d = dxPlane + 4L * at;
+      dx.set(JAVA_FLOAT_UNALIGNED, d, dx.get(JAVA_FLOAT_UNALIGNED, d) + dy.get(JAVA_FLOAT_UNALIGNED, dyPlane + 4L * o));
+    }
+  }
+
+  private static void avgBackwardPlane(Pool2d g, MemorySegment dy, long dyPlane, MemorySegment dx, long dxPlane,
+      boolean countIncludePad) {
+    SegmentLoops.fill(dx, dxPlane, g.height * g.width, 0f);
+    for (int oh = 0; oh < g.outHeight; oh++) {
+      int top = oh * g.strideH - g.padH;
+      int h0 = Math.max(top, 0);
+      int h1 = Math.min(top + g.kernelH, g.height);
+      for (int ow = 0; ow < g.outWidth; ow++) {
+        int left = ow * g.strideW - g.padW;
+        int w0 = Math.max(left, 0);
+        int w1 = Math.min(left + g.kernelW, g.width);
+        int count = countIncludePad ? g.kernelH * g.kernelW : (h1 - h0) * (w1 - w0);
+        float share = dy.get(JAVA_FLOAT_UNALIGNED, dyPlane + 4L * (oh * g.outWidth + ow)) / count;
+        for (int ih = h0; ih < h1; ih++) {
+          long row = dxPlane + 4L * ih * g.width;
+          for (int iw = w0; iw < w1; iw++) {
+            long d = row + 4L * iw;
+            dx.set(JAVA_FLOAT_UNALIGNED, d, dx.get(JAVA_FLOAT_UNALIGNED, d) + share);
+          }
+        }
+      }
+    }
+  }
+}
