@@ -24,6 +24,8 @@ import org.openjdk.jmh.results.RunResult;
 final class BenchTable {
   /** Benchmark methods that are Lanes itself; all others are baselines. */
   private static final String LANES_METHOD = "lanes";
+  /** The benchmark method that runs Lanes' 1024^3 GEMM beside a GEMM-based kernel. */
+  static final String GEMM_YARDSTICK = "gemm1024";
 
   private final double peakPerThreadGflops;
   private final Map<String, Row> rows = new LinkedHashMap<>();
@@ -38,16 +40,16 @@ final class BenchTable {
     final String shape;
     final int threads;
     final double flopsPerOp;
-    final long elements;
+    final Workload workload;
     final Map<String, Double> secondsPerOp = new LinkedHashMap<>();
     final Map<String, Double> bytesPerOp = new LinkedHashMap<>();
 
-    Row(String kernel, String shape, int threads, double flopsPerOp, long elements) {
+    Row(String kernel, int threads, Workload workload) {
       this.kernel = kernel;
-      this.shape = shape;
+      this.shape = workload.shape;
       this.threads = threads;
-      this.flopsPerOp = flopsPerOp;
-      this.elements = elements;
+      this.flopsPerOp = workload.flops;
+      this.workload = workload;
     }
 
     double bytes(String method) {
@@ -72,7 +74,7 @@ final class BenchTable {
       String threadsParam = params.getParamsKeys().contains("threads") ? params.getParam("threads") : null;
       int threads = threadsParam == null ? 1 : Integer.parseInt(threadsParam);
       String key = kernel + "|" + workload.shape + "|" + threads;
-      Row row = rows.computeIfAbsent(key, k -> new Row(kernel, workload.shape, threads, workload.flops, workload.elements));
+      Row row = rows.computeIfAbsent(key, k -> new Row(kernel, threads, workload));
       row.secondsPerOp.put(method, medianSeconds(result));
       Result alloc = result.getAggregatedResult().getSecondaryResults().get("gc.alloc.rate.norm");
       if (alloc != null) {
@@ -108,36 +110,36 @@ final class BenchTable {
   }
 
   String render() {
-    return renderCompute() + renderMemory();
+    return renderCompute() + renderAgainstGemm() + renderMemory();
   }
 
   /** Memory-bound kernels: time per op against the copy yardstick moving the same bytes. */
   private String renderMemory() {
     StringBuilder out = new StringBuilder();
     for (Row row : rows.values()) {
-      if (!Double.isNaN(row.flopsPerOp) || !row.secondsPerOp.containsKey("copy")) {
+      if (!row.secondsPerOp.containsKey("copy")) {
         continue;
       }
       if (out.isEmpty()) {
-        String header = String.format(Locale.ROOT, "%n%-8s %-16s %-10s %10s %8s %14s %8s %10s",
-            "kernel", "shape", "op", "Lanes us", "GB/s", "copy-time us", "x copy", "Lanes B/op");
+        String header = String.format(Locale.ROOT, "%n%-8s %-16s %7s %-10s %10s %8s %14s %8s %10s",
+            "kernel", "shape", "threads", "op", "Lanes us", "GB/s", "copy-time us", "x copy", "Lanes B/op");
         out.append(header).append('\n').append("-".repeat(header.length() - 1)).append('\n');
       }
       double copySeconds = row.secondsPerOp.get("copy");
-      double copyBytes = Workload.bytes(row.kernel, "copy", row.elements);
+      double copyBytes = row.workload.bytes(row.kernel, "copy");
       for (Map.Entry<String, Double> e : row.secondsPerOp.entrySet()) {
         String op = e.getKey();
         if (op.equals("copy")) {
           continue;
         }
-        double bytes = Workload.bytes(row.kernel, op, row.elements);
+        double bytes = row.workload.bytes(row.kernel, op);
         double yardstick = copySeconds * bytes / copyBytes;
-        out.append(String.format(Locale.ROOT, "%-8s %-16s %-10s %10.1f %8.1f %14.1f %8.2f %10s%n",
-            row.kernel, row.shape, op, e.getValue() * 1e6, bytes / e.getValue() / 1e9, yardstick * 1e6,
+        out.append(String.format(Locale.ROOT, "%-8s %-16s %7d %-10s %10.1f %8.1f %14.1f %8.2f %10s%n",
+            row.kernel, row.shape, row.threads, op, e.getValue() * 1e6, bytes / e.getValue() / 1e9, yardstick * 1e6,
             e.getValue() / yardstick, number(row.bytes(op), "%.0f")));
       }
-      out.append(String.format(Locale.ROOT, "%-8s %-16s %-10s %10.1f %8.1f %14s %8s %10s%n", row.kernel,
-          row.shape, "copy", copySeconds * 1e6, copyBytes / copySeconds / 1e9, "-", "1.00",
+      out.append(String.format(Locale.ROOT, "%-8s %-16s %7d %-10s %10.1f %8.1f %14s %8s %10s%n", row.kernel,
+          row.shape, row.threads, "copy", copySeconds * 1e6, copyBytes / copySeconds / 1e9, "-", "1.00",
           number(row.bytes("copy"), "%.0f")));
     }
     return out.toString();
@@ -147,11 +149,13 @@ final class BenchTable {
     String header = String.format(Locale.ROOT, "%-8s %-16s %7s %12s %14s %8s %12s %8s %10s %13s",
         "kernel", "shape", "threads", "Lanes GF/s", "OpenBLAS GF/s", "ratio", "naive GF/s", "% peak",
         "Lanes B/op", "OpenBLAS B/op");
-    StringBuilder out = new StringBuilder(header).append('\n');
-    out.append("-".repeat(header.length())).append('\n');
+    StringBuilder out = new StringBuilder();
     for (Row row : rows.values()) {
-      if (Double.isNaN(row.flopsPerOp)) {
+      if (Double.isNaN(row.flopsPerOp) || row.secondsPerOp.containsKey(GEMM_YARDSTICK)) {
         continue;
+      }
+      if (out.isEmpty()) {
+        out.append(header).append('\n').append("-".repeat(header.length())).append('\n');
       }
       double lanes = row.gflops(LANES_METHOD);
       double peer = row.gflops("openblas");
@@ -165,36 +169,91 @@ final class BenchTable {
     return out.toString();
   }
 
+  /**
+   * GEMM-based kernels (convolution, recurrent cells): each pass's GFLOPS against Lanes' own
+   * 1024^3 GEMM on the same threads in the same run, the ratio their targets are stated in.
+   */
+  private String renderAgainstGemm() {
+    StringBuilder out = new StringBuilder();
+    for (Row row : rows.values()) {
+      Double gemmSeconds = row.secondsPerOp.get(GEMM_YARDSTICK);
+      if (gemmSeconds == null) {
+        continue;
+      }
+      if (out.isEmpty()) {
+        String header = String.format(Locale.ROOT, "%n%-8s %-10s %7s %-16s %11s %14s %8s %8s %10s", "kernel", "shape",
+            "threads", "op", "Lanes GF/s", "GEMM-1024 GF/s", "ratio", "% peak", "Lanes B/op");
+        out.append(header).append('\n').append("-".repeat(header.length() - 1)).append('\n');
+      }
+      double gemm = 2.0 * 1024 * 1024 * 1024 / gemmSeconds / 1e9;
+      for (Map.Entry<String, Double> e : row.secondsPerOp.entrySet()) {
+        if (e.getKey().equals(GEMM_YARDSTICK)) {
+          continue;
+        }
+        double gflops = row.flopsPerOp / e.getValue() / 1e9;
+        out.append(String.format(Locale.ROOT, "%-8s %-10s %7d %-16s %11.1f %14.1f %8.2f %8s %10s%n", row.kernel,
+            row.shape, row.threads, e.getKey(), gflops, gemm, gflops / gemm,
+            number(100 * gflops / (peakPerThreadGflops * row.threads), "%.0f%%"), number(row.bytes(e.getKey()), "%.0f")));
+      }
+      out.append(String.format(Locale.ROOT, "%-8s %-10s %7d %-16s %11s %14.1f %8s %8s %10s%n", row.kernel, row.shape,
+          row.threads, GEMM_YARDSTICK, "-", gemm, "1.00", number(100 * gemm / (peakPerThreadGflops * row.threads),
+          "%.0f%%"), number(row.bytes(GEMM_YARDSTICK), "%.0f")));
+    }
+    return out.toString();
+  }
+
   private static String number(double x, String format) {
     return Double.isNaN(x) ? "-" : String.format(Locale.ROOT, format, x);
   }
 
   /**
    * What one operation of a benchmark computes, from its parameters: flops for compute-bound
-   * kernels (NaN otherwise), and the element count that memory-bound kernels' bytes derive from.
+   * kernels (NaN otherwise), and for memory-bound ones the bytes each op must at least read plus
+   * write (4 per float or int touched), by method.
    */
-  record Workload(String shape, double flops, long elements) {
+  record Workload(String shape, double flops, Map<String, Double> bytesByOp) {
     static Workload of(String kernel, BenchmarkParams params) {
-      if (kernel.equals("Gemm")) {
-        int n = Integer.parseInt(params.getParam("size"));
-        return new Workload(n + "x" + n + "x" + n, 2.0 * n * n * n, (long) n * n);
+      switch (kernel) {
+        case "Gemm" -> {
+          int n = Integer.parseInt(params.getParam("size"));
+          return new Workload(n + "x" + n + "x" + n, 2.0 * n * n * n, Map.of());
+        }
+        case "Softmax" -> {
+          String shape = params.getParam("shape");
+          String[] parts = shape.split("x");
+          double elements = Double.parseDouble(parts[0]) * Double.parseDouble(parts[1]);
+          // forward reads x, writes y; backward reads y and dy, writes dx; copy reads and writes.
+          return new Workload(shape, Double.NaN,
+              Map.of("forward", 8 * elements, "backward", 12 * elements, "copy", 8 * elements));
+        }
+        case "Conv2d" -> {
+          return new Workload(params.getParam("shape"), Conv2dBenchmark.shape(params.getParam("shape")).flops(),
+              Map.of());
+        }
+        case "Conv1d" -> {
+          return new Workload(params.getParam("shape"), Conv1dBenchmark.shape(params.getParam("shape")).flops(),
+              Map.of());
+        }
+        case "Pool" -> {
+          String kind = params.getParam("kind");
+          dev.lanes.kernels.Pool2d pool = PoolBenchmark.shape(kind);
+          double in = 4.0 * pool.inputFloats();
+          double out = 4.0 * pool.outputFloats();
+          double index = kind.startsWith("max") ? out : 0; // the int32 argmax, written then read
+          return new Workload(kind, Double.NaN, Map.of("forward", in + out + index, "backward",
+              out + index + in, "copy", 2 * in));
+        }
+        default -> throw new IllegalArgumentException("no workload model for benchmark " + kernel + " with "
+            + Arrays.toString(params.getParamsKeys().toArray()));
       }
-      if (kernel.equals("Softmax")) {
-        String shape = params.getParam("shape");
-        String[] parts = shape.split("x");
-        return new Workload(shape, Double.NaN, Long.parseLong(parts[0]) * Long.parseLong(parts[1]));
-      }
-      throw new IllegalArgumentException("no workload model for benchmark " + kernel + " with "
-          + Arrays.toString(params.getParamsKeys().toArray()));
     }
 
-    /** Bytes an op must read plus write at the least, 4 per float touched. */
-    static double bytes(String kernel, String op, long elements) {
-      return switch (kernel + "." + op) {
-        case "Softmax.forward", "Softmax.copy" -> 8.0 * elements; // read x, write y
-        case "Softmax.backward" -> 12.0 * elements; // read y and dy, write dx
-        default -> throw new IllegalArgumentException("no byte model for " + kernel + "." + op);
-      };
+    double bytes(String kernel, String op) {
+      Double bytes = bytesByOp.get(op);
+      if (bytes == null) {
+        throw new IllegalArgumentException("no byte model for " + kernel + "." + op);
+      }
+      return bytes;
     }
   }
 }

@@ -37,7 +37,12 @@ public final class LanesCli {
       new Group("gemm-naive", GemmBenchmark.class, "size", List.of("naive"),
           java.util.Map.of("size", new String[] {"64", "128", "256"}, "threads", new String[] {"1"})),
       new Group("softmax", SoftmaxBenchmark.class, "shape", List.of("forward", "backward", "copy"),
-          java.util.Map.of()));
+          java.util.Map.of()),
+      new Group("conv2d", Conv2dBenchmark.class, "shape",
+          List.of("forward", "backwardData", "backwardWeights", "gemm1024"), java.util.Map.of()),
+      new Group("conv1d", Conv1dBenchmark.class, "shape",
+          List.of("forward", "backwardData", "backwardWeights", "gemm1024"), java.util.Map.of()),
+      new Group("pool", PoolBenchmark.class, "kind", List.of("forward", "backward", "copy"), java.util.Map.of()));
 
   /**
    * Methods of one benchmark class run together; {@code split} names the parameter whose values

@@ -35,6 +35,7 @@ final class PoolTask implements ParallelTask {
   /** Lane indices 0, 2, 4, ...: the even lanes of two concatenated vectors. */
   private static final FloatVector EVEN = FloatVector.fromArray(SPECIES, evens(), 0);
   private static final IntVector IOTA = IntVector.zero(INTS).addIndex(1);
+  private static final FloatVector NEG_INF = FloatVector.broadcast(SPECIES, Float.NEGATIVE_INFINITY);
   /** Below this many input floats a call stays on one thread. */
   private static final long MIN_FLOATS_PER_THREAD = 1 << 15;
 
@@ -139,85 +140,125 @@ final class PoolTask implements ParallelTask {
   }
 
   /**
-   * LANES inputs at columns {@code first + j*stride} (stride 1 or 2) of the row at byte
-   * {@code rowAt}, with {@code pad} in lanes whose column is outside [0, width).
+   * Lanes of a vector load starting at column {@code first} whose column lies in [0, width); the
+   * others read nothing and take the padding value. Computed, not branched on, so that the loads
+   * stay inline in the row loops: a helper returning a vector was compiled on its own ("already
+   * compiled into a big method"), not inlined, and every vector it returned was boxed (384 bytes
+   * per output vector, 176 MB per 32x64x112x112 max pool).
    */
-  private static FloatVector load(MemorySegment x, long rowAt, int first, int stride, int width, float pad) {
-    if (stride == 1) {
-      return loadRun(x, rowAt, first, width, pad);
-    }
-    FloatVector lo = loadRun(x, rowAt, first, width, pad);
-    FloatVector hi = loadRun(x, rowAt, first + LANES, width, pad);
-    return EVEN.selectFrom(lo, hi);
+  private static VectorMask<Float> inside(int first, int width) {
+    return SPECIES.indexInRange(first, width).andNot(SPECIES.indexInRange(first, 0));
   }
 
-  /** LANES consecutive inputs from column {@code first}, {@code pad} outside [0, width). */
-  private static FloatVector loadRun(MemorySegment x, long rowAt, int first, int width, float pad) {
-    if (first >= 0 && first + LANES <= width) {
-      return FloatVector.fromMemorySegment(SPECIES, x, rowAt + 4L * first, ORDER);
-    }
-    int lo = Math.max(0, -first);
-    int hi = Math.min(LANES, width - first);
-    long bits = hi <= lo ? 0 : (hi - lo == 64 ? -1L : ((1L << (hi - lo)) - 1) << lo);
-    VectorMask<Float> inside = VectorMask.fromLong(SPECIES, bits);
-    return FloatVector.broadcast(SPECIES, pad)
-        .blend(FloatVector.fromMemorySegment(SPECIES, x, rowAt + 4L * first, ORDER, inside), inside);
-  }
-
+  /**
+   * One output row of max pooling, accumulated in the output row itself: start at -inf (index:
+   * the window's first element inside the input), then fold in one window tap at a time. Each tap
+   * is a small method that reads and writes the row, so no vector lives across a call; the row
+   * (tens of floats) stays in L1.
+   */
   private static void maxRow(Pool2d g, MemorySegment x, long planeAt, int oh, MemorySegment y, long yRow,
       MemorySegment idx, long idxRow) {
-    int width = g.width;
-    int stride = g.strideW;
     int top = oh * g.strideH - g.padH;
     int h0 = Math.max(top, 0);
     int h1 = Math.min(top + g.kernelH, g.height);
-    for (int ow0 = 0; ow0 < g.outWidth; ow0 += LANES) {
-      int left = ow0 * stride - g.padW;
-      FloatVector best = FloatVector.broadcast(SPECIES, Float.NEGATIVE_INFINITY);
-      // Until something beats -inf the index is the window's first element inside the input.
-      IntVector arg = IOTA.mul(stride).add(left).max(0).add(h0 * width);
-      for (int ih = h0; ih < h1; ih++) {
-        long rowAt = planeAt + 4L * ih * width;
-        for (int kw = 0; kw < g.kernelW; kw++) {
-          FloatVector v = load(x, rowAt, left + kw, stride, width, Float.NEGATIVE_INFINITY);
-          VectorMask<Float> takes = v.compare(VectorOperators.GT, best).or(v.test(VectorOperators.IS_NAN));
-          best = best.blend(v, takes);
-          arg = arg.blend(IOTA.mul(stride).add(ih * width + left + kw), takes.cast(INTS));
-        }
-      }
-      VectorMask<Float> present = SPECIES.indexInRange(ow0, g.outWidth);
-      best.intoMemorySegment(y, yRow + 4L * ow0, ORDER, present);
-      if (idx != null) {
-        arg.intoMemorySegment(idx, idxRow + 4L * ow0, ORDER, present.cast(INTS));
+    SegmentLoops.fill(y, yRow, g.outWidth, Float.NEGATIVE_INFINITY);
+    if (idx != null) {
+      firstIndices(g.outWidth, g.strideW, -g.padW, h0 * g.width, idx, idxRow);
+    }
+    for (int ih = h0; ih < h1; ih++) {
+      long rowAt = planeAt + 4L * ih * g.width;
+      for (int kw = 0; kw < g.kernelW; kw++) {
+        maxTap(x, rowAt, kw - g.padW, g.strideW, g.width, ih * g.width, y, yRow, idx, idxRow, g.outWidth);
       }
     }
   }
 
+  /** {@code idx[ow] = rowStart + max(ow*stride + left, 0)}: the first in-bounds element of each window. */
+  private static void firstIndices(int outWidth, int stride, int left, int rowStart, MemorySegment idx, long idxRow) {
+    for (int ow0 = 0; ow0 < outWidth; ow0 += LANES) {
+      IOTA.add(ow0).mul(stride).add(left).max(0).add(rowStart)
+          .intoMemorySegment(idx, idxRow + 4L * ow0, ORDER, INTS.indexInRange(ow0, outWidth));
+    }
+  }
+
+  /**
+   * Folds tap (row at {@code rowAt}, column offset {@code left}) into the row's running max:
+   * output ow sees input column {@code ow*stride + left}. PyTorch's rule: a value replaces the
+   * max if it is greater, or NaN.
+   */
+  private static void maxTap(MemorySegment x, long rowAt, int left, int stride, int width, int rowStart,
+      MemorySegment y, long yRow, MemorySegment idx, long idxRow, int outWidth) {
+    for (int ow0 = 0; ow0 < outWidth; ow0 += LANES) {
+      int first = ow0 * stride + left;
+      VectorMask<Float> in0 = inside(first, width);
+      FloatVector v = NEG_INF.blend(FloatVector.fromMemorySegment(SPECIES, x, rowAt + 4L * first, ORDER, in0), in0);
+      if (stride == 2) {
+        VectorMask<Float> in1 = inside(first + LANES, width);
+        FloatVector hi = NEG_INF.blend(
+            FloatVector.fromMemorySegment(SPECIES, x, rowAt + 4L * (first + LANES), ORDER, in1), in1);
+        v = EVEN.selectFrom(v, hi);
+      }
+      VectorMask<Float> present = SPECIES.indexInRange(ow0, outWidth);
+      long at = yRow + 4L * ow0;
+      FloatVector best = FloatVector.fromMemorySegment(SPECIES, y, at, ORDER, present);
+      VectorMask<Float> takes = v.compare(VectorOperators.GT, best).or(v.test(VectorOperators.IS_NAN)).and(present);
+      best.blend(v, takes).intoMemorySegment(y, at, ORDER, present);
+      if (idx != null) {
+        long ia = idxRow + 4L * ow0;
+        IntVector arg = IntVector.fromMemorySegment(INTS, idx, ia, ORDER, present.cast(INTS));
+        arg.blend(IOTA.mul(stride).add(rowStart + first), takes.cast(INTS))
+            .intoMemorySegment(idx, ia, ORDER, present.cast(INTS));
+      }
+    }
+  }
+
+  /** One output row of average pooling: zero, add each tap, then divide (see {@link #maxRow}). */
   private static void avgRow(Pool2d g, MemorySegment x, long planeAt, int oh, MemorySegment y, long yRow,
       boolean countIncludePad) {
-    int width = g.width;
-    int stride = g.strideW;
     int top = oh * g.strideH - g.padH;
     int h0 = Math.max(top, 0);
     int h1 = Math.min(top + g.kernelH, g.height);
-    for (int ow0 = 0; ow0 < g.outWidth; ow0 += LANES) {
-      int left = ow0 * stride - g.padW;
-      FloatVector sum = FloatVector.zero(SPECIES);
-      for (int ih = h0; ih < h1; ih++) {
-        long rowAt = planeAt + 4L * ih * width;
-        for (int kw = 0; kw < g.kernelW; kw++) {
-          sum = sum.add(load(x, rowAt, left + kw, stride, width, 0f));
-        }
+    SegmentLoops.fill(y, yRow, g.outWidth, 0f);
+    for (int ih = h0; ih < h1; ih++) {
+      long rowAt = planeAt + 4L * ih * g.width;
+      for (int kw = 0; kw < g.kernelW; kw++) {
+        sumTap(x, rowAt, kw - g.padW, g.strideW, g.width, y, yRow, g.outWidth);
       }
+    }
+    divideRow(g, h1 - h0, countIncludePad, y, yRow);
+  }
+
+  private static void sumTap(MemorySegment x, long rowAt, int left, int stride, int width, MemorySegment y,
+      long yRow, int outWidth) {
+    for (int ow0 = 0; ow0 < outWidth; ow0 += LANES) {
+      int first = ow0 * stride + left;
+      // Masked-off lanes load as zero, the padding value of a sum.
+      FloatVector v = FloatVector.fromMemorySegment(SPECIES, x, rowAt + 4L * first, ORDER, inside(first, width));
+      if (stride == 2) {
+        FloatVector hi = FloatVector.fromMemorySegment(SPECIES, x, rowAt + 4L * (first + LANES), ORDER,
+            inside(first + LANES, width));
+        v = EVEN.selectFrom(v, hi);
+      }
+      VectorMask<Float> present = SPECIES.indexInRange(ow0, outWidth);
+      long at = yRow + 4L * ow0;
+      FloatVector.fromMemorySegment(SPECIES, y, at, ORDER, present).add(v).intoMemorySegment(y, at, ORDER, present);
+    }
+  }
+
+  /** Divides the row's sums by the kernel area, or by each window's count of inputs. */
+  private static void divideRow(Pool2d g, int rows, boolean countIncludePad, MemorySegment y, long yRow) {
+    for (int ow0 = 0; ow0 < g.outWidth; ow0 += LANES) {
       FloatVector divisor;
       if (countIncludePad) {
         divisor = FloatVector.broadcast(SPECIES, (float) (g.kernelH * g.kernelW));
       } else {
-        IntVector start = IOTA.mul(stride).add(left);
-        IntVector cols = start.add(g.kernelW).min(width).sub(start.max(0));
-        divisor = ((FloatVector) cols.convert(VectorOperators.I2F, 0)).mul((float) (h1 - h0));
+        IntVector start = IOTA.add(ow0).mul(g.strideW).sub(g.padW);
+        IntVector cols = start.add(g.kernelW).min(g.width).sub(start.max(0));
+        divisor = ((FloatVector) cols.convert(VectorOperators.I2F, 0)).mul((float) rows);
       }
-      sum.div(divisor).intoMemorySegment(y, yRow + 4L * ow0, ORDER, SPECIES.indexInRange(ow0, g.outWidth));
+      VectorMask<Float> present = SPECIES.indexInRange(ow0, g.outWidth);
+      long at = yRow + 4L * ow0;
+      FloatVector.fromMemorySegment(SPECIES, y, at, ORDER, present).div(divisor).intoMemorySegment(y, at, ORDER, present);
     }
   }
 

@@ -1,6 +1,10 @@
 /**
- * The public kernels: {@link dev.lanes.kernels.Gemm} and {@link dev.lanes.kernels.Softmax}, and the
- * types their calls take ({@link dev.lanes.kernels.Transpose}, {@link dev.lanes.kernels.Parallelism}).
+ * The public kernels: {@link dev.lanes.kernels.Gemm}, {@link dev.lanes.kernels.Conv2d} and
+ * {@link dev.lanes.kernels.Conv1d}, {@link dev.lanes.kernels.Pool2d} and
+ * {@link dev.lanes.kernels.GlobalPool}, {@link dev.lanes.kernels.Softmax}, and the types their calls
+ * take ({@link dev.lanes.kernels.Transpose}, {@link dev.lanes.kernels.Parallelism}). Convolution and
+ * pooling describe their shape once in an immutable, validated object built with a builder, as a
+ * oneDNN primitive descriptor does; the other kernels are static methods.
  *
  * <p>Every kernel works on raw float32 {@link java.lang.foreign.MemorySegment}s or {@code float[]}
  * arrays addressed by element offsets and leading dimensions, row-major unless a method says

@@ -1,7 +1,7 @@
 /**
  * Plain double-precision references for the kernels, written for clarity rather than speed.
  * Tests and the verification module compare the vectorized kernels against them. They use the
- * same argument conventions (offsets, leading dimensions, row-major) as the kernels they mirror,
- * on {@code float[]} inputs and a {@code double[]} result. Depends on nothing but {@code java.base}.
+ * same layouts as the kernels they mirror (row-major; the same {@code Conv2d} or {@code Pool2d}
+ * description for convolution and pooling), on {@code double[]} arrays. Depends on nothing but {@code java.base}.
  */
 package dev.lanes.kernels.reference;
