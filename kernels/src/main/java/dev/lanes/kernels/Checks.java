@@ -120,6 +120,15 @@ final class Checks {
     }
   }
 
+  /** A segment the kernel will write ({@link #writable}) or only read ({@link #readable}). */
+  static void accessible(MemorySegment segment, String name, boolean written) {
+    if (written) {
+      writable(segment, name);
+    } else {
+      readable(segment, name);
+    }
+  }
+
   /** Length of a segment in whole floats. */
   static long floats(MemorySegment segment) {
     return segment.byteSize() / Float.BYTES;

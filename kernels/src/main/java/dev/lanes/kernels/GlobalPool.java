@@ -146,16 +146,8 @@ public final class GlobalPool {
     Checks.positive(positions, "positions");
     String planeName = planesWritten ? "dx" : "x";
     String valueName = valuesWritten ? "y" : "dy";
-    if (planesWritten) {
-      Checks.writable(planes, planeName);
-    } else {
-      Checks.readable(planes, planeName);
-    }
-    if (valuesWritten) {
-      Checks.writable(values, valueName);
-    } else {
-      Checks.readable(values, valueName);
-    }
+    Checks.accessible(planes, planeName, planesWritten);
+    Checks.accessible(values, valueName, valuesWritten);
     Checks.tensor(planeName, "[N,C,P]", batch, channels, positions, -1, planesOffset, Checks.floats(planes));
     Checks.tensor(valueName, "[N,C]", batch, channels, -1, -1, valuesOffset, Checks.floats(values));
   }

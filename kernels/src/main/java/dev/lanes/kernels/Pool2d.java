@@ -255,20 +255,12 @@ public final class Pool2d {
   }
 
   private void input(String name, MemorySegment s, long offset, boolean written) {
-    if (written) {
-      Checks.writable(s, name);
-    } else {
-      Checks.readable(s, name);
-    }
+    Checks.accessible(s, name, written);
     Checks.tensor(name, "[N,C,H,W]", batch, channels, height, width, offset, Checks.floats(s));
   }
 
   private void output(String name, MemorySegment s, long offset, boolean written) {
-    if (written) {
-      Checks.writable(s, name);
-    } else {
-      Checks.readable(s, name);
-    }
+    Checks.accessible(s, name, written);
     Checks.tensor(name, "[N,C,Hout,Wout]", batch, channels, outHeight, outWidth, offset, Checks.floats(s));
   }
 
