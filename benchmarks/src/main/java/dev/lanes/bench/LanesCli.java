@@ -42,7 +42,9 @@ public final class LanesCli {
           List.of("forward", "backwardData", "backwardWeights", "gemm1024"), java.util.Map.of()),
       new Group("conv1d", Conv1dBenchmark.class, "shape",
           List.of("forward", "backwardData", "backwardWeights", "gemm1024"), java.util.Map.of()),
-      new Group("pool", PoolBenchmark.class, "kind", List.of("forward", "backward", "copy"), java.util.Map.of()));
+      new Group("pool", PoolBenchmark.class, "kind", List.of("forward", "backward", "copy"), java.util.Map.of()),
+      new Group("activation", ActivationBenchmark.class, "fn", List.of("forward", "backward", "copy"),
+          java.util.Map.of()));
 
   /**
    * Methods of one benchmark class run together; {@code split} names the parameter whose values

@@ -1,0 +1,86 @@
+package dev.lanes.bench;
+
+import dev.lanes.kernels.Activation;
+import java.lang.foreign.Arena;
+import java.lang.foreign.MemorySegment;
+import org.openjdk.jmh.annotations.Benchmark;
+import org.openjdk.jmh.annotations.Level;
+import org.openjdk.jmh.annotations.Param;
+import org.openjdk.jmh.annotations.Scope;
+import org.openjdk.jmh.annotations.Setup;
+import org.openjdk.jmh.annotations.State;
+import org.openjdk.jmh.annotations.TearDown;
+
+/**
+ * Elementwise activations on 16M floats (64 MiB per operand, far beyond the caches), against the
+ * copy yardstick.
+ *
+ * <ul>
+ *   <li>{@code forward}: reads x, writes y (8 bytes per element).
+ *   <li>{@code backward}: reads x and dy, writes dx (12 bytes per element).
+ *   <li>{@code copy}: {@link MemorySegment#copy} of x into another buffer (8 bytes per element),
+ *       in the same run; the table scales its time to each op's bytes.
+ * </ul>
+ * Inputs are uniform in [-4, 4): both branches of every piecewise function are taken.
+ */
+@State(Scope.Benchmark)
+public class ActivationBenchmark extends BenchmarkDefaults {
+  static final long ELEMENTS = 16L << 20;
+
+  @Param({"relu", "sigmoid", "tanh", "gelu"})
+  public String fn;
+
+  private Activation activation;
+  private Arena arena;
+  private MemorySegment x;
+  private MemorySegment y;
+  private MemorySegment dy;
+  private MemorySegment dx;
+
+  @Setup(Level.Trial)
+  public void setUp() {
+    activation = switch (fn) {
+      case "relu" -> Activation.RELU;
+      case "sigmoid" -> Activation.SIGMOID;
+      case "tanh" -> Activation.TANH;
+      case "gelu" -> Activation.GELU;
+      default -> throw new IllegalArgumentException("unknown fn " + fn);
+    };
+    arena = Arena.ofShared();
+    x = BenchData.uniform(arena, ELEMENTS, 1);
+    dy = BenchData.uniform(arena, ELEMENTS, 2);
+    y = BenchData.zeros(arena, ELEMENTS);
+    dx = BenchData.zeros(arena, ELEMENTS);
+    scale(x, 4);
+  }
+
+  private static void scale(MemorySegment s, float factor) {
+    for (long i = 0; i < ELEMENTS; i++) {
+      s.setAtIndex(java.lang.foreign.ValueLayout.JAVA_FLOAT, i,
+          s.getAtIndex(java.lang.foreign.ValueLayout.JAVA_FLOAT, i) * factor);
+    }
+  }
+
+  @TearDown(Level.Trial)
+  public void tearDown() {
+    arena.close();
+  }
+
+  @Benchmark
+  public MemorySegment forward() {
+    activation.forward(ELEMENTS, x, 0, y, 0);
+    return y;
+  }
+
+  @Benchmark
+  public MemorySegment backward() {
+    activation.backward(ELEMENTS, x, 0, dy, 0, dx, 0);
+    return dx;
+  }
+
+  @Benchmark
+  public MemorySegment copy() {
+    MemorySegment.copy(x, 0, y, 0, x.byteSize());
+    return y;
+  }
+}

@@ -1,0 +1,551 @@
+package dev.lanes.kernels;
+
+import java.lang.foreign.Arena;
+import java.lang.foreign.MemorySegment;
+import java.nio.ByteOrder;
+import jdk.incubator.vector.FloatVector;
+import jdk.incubator.vector.VectorMask;
+import jdk.incubator.vector.VectorOperators;
+import jdk.incubator.vector.VectorSpecies;
+
+/**
+ * Elementwise activation functions and their derivatives, on {@code n} contiguous floats, as in
+ * oneDNN's eltwise primitive: an algorithm plus, where it has one, a parameter alpha.
+ *
+ * <pre>
+ *   Activation.RELU.forward(n, x, 0, y, 0);          // y = relu(x)
+ *   Activation.RELU.backward(n, x, 0, dy, 0, dx, 0); // dx = dy * relu'(x)
+ *   Activation.leakyRelu(0.2f).forward(n, x, 0, x, 0); // in place
+ * </pre>
+ *
+ * <h2>Layout and aliasing</h2>
+ * Element i of a buffer is float {@code offset + i}. The output may be the input at the same
+ * offset (in place), and dx may be dy; other overlaps are not supported. The backward takes the
+ * forward's input x, not its output, so that every function, GELU included, has one signature;
+ * a caller that ran the forward in place keeps a copy of x. {@link Function#STEP} has no backward
+ * (its derivative is 0 wherever it exists, so PyTorch defines none either).
+ *
+ * <h2>Definitions and accuracy</h2>
+ * PyTorch's definitions. Each float result is within the stated error of the exact value for the
+ * same float inputs, with {@code u = 2^-24}, first order in u. The exponential is
+ * {@link VectorMath#expUpTo88} (3u) and tanh {@link VectorMath#tanh} (6u), both derived there;
+ * ELU and SELU use the Vector API's EXPM1 and EXP and softplus its LOG1P, intrinsified here and
+ * documented to follow {@link Math}'s 1 ulp (at most 2u). Where an exponential may flush to 0,
+ * add {@code 2^-126} times the factors that multiply it.
+ * <table>
+ *   <caption>Functions, forward error and backward error (of {@code dy f'(x)})</caption>
+ *   <tr><th>function</th><th>f(x)</th><th>forward</th><th>backward</th></tr>
+ *   <tr><td>RELU</td><td>max(x, 0); NaN stays NaN</td><td>exact</td><td>exact</td></tr>
+ *   <tr><td>LEAKY_RELU</td><td>x &gt; 0 ? x : alpha x</td><td>u</td><td>u</td></tr>
+ *   <tr><td>ELU</td><td>x &gt; 0 ? x : alpha (e^x - 1)</td><td>3u</td><td>4u</td></tr>
+ *   <tr><td>SELU</td><td>lambda (x &gt; 0 ? x : a (e^x - 1)), the constants of Klambauer et al.</td>
+ *       <td>4u</td><td>5u</td></tr>
+ *   <tr><td>SIGMOID</td><td>1 / (1 + e^-x)</td><td>5u</td><td>16u</td></tr>
+ *   <tr><td>TANH</td><td>tanh x</td><td>6u</td><td>16u</td></tr>
+ *   <tr><td>SOFTPLUS</td><td>log(1 + e^x), computed as max(x, 0) + log1p(e^-|x|)</td><td>6u</td>
+ *       <td>6u</td></tr>
+ *   <tr><td>GELU</td><td>x Phi(x), Phi the standard normal CDF</td>
+ *       <td>1.2e-7 + 20u</td><td>(1.2e-7 + 21u) (Phi(x) + |x| phi(x)) |dy|, absolute</td></tr>
+ *   <tr><td>GELU_TANH</td><td>x/2 (1 + tanh(k (x + 0.044715 x^3))), k = sqrt(2/pi)</td>
+ *       <td>(10|t| + 6)u, t the tanh argument</td>
+ *       <td>(10|t| + 23)u (s + |x| s(1-s) 2t') |dy|, s = sigmoid(2t), absolute</td></tr>
+ *   <tr><td>STEP</td><td>x &gt; 0 ? 1 : 0 (NaN gives 0, as torch.heaviside with value 0)</td>
+ *       <td>exact</td><td>none</td></tr>
+ * </table>
+ * Errors are relative to the result unless marked absolute; {@code ActivationPropertiesTest}
+ * restates each with its derivation and checks it. At ±inf every derivative is its limit.
+ *
+ * <p>The numerically delicate spots are computed in stable forms: the derivatives of sigmoid and
+ * tanh as {@code e s^2} with {@code e = exp(-|x|)} (or {@code exp(-2|x|)}) and {@code s = 1/(1+e)},
+ * never {@code s(1-s)} or {@code 1 - t^2}, which round to 0 in the tails; GELU_TANH as
+ * {@code x sigmoid(2t)}, which equals the tanh form but does not cancel for negative x; and the
+ * normal CDF's tail from an erfc fit with relative (not absolute) error, with {@code x^2/2} split
+ * into two floats by an FMA so that its rounding does not grow with |x|.
+ */
+public final class Activation {
+  private static final VectorSpecies<Float> SPECIES = FloatLanes.SPECIES;
+  private static final int LANES = SPECIES.length();
+  private static final ByteOrder ORDER = ByteOrder.nativeOrder();
+  /**
+   * Calls run in chunks of this many floats (16 KiB, well inside L1 with GELU's scratch). The
+   * loops are then entered thousands of times per large call and C2 compiles them as methods with
+   * complete profiles; run as one 16M-element loop, they were compiled on-stack mid-loop and a
+   * helper could be left out of line, boxing its vectors.
+   */
+  private static final long CHUNK = 4096;
+
+  /**
+   * Byte offset in SCRATCH of two vectors (input, and dy or output) through which the last
+   * {@code n % LANES} floats of a call are staged, so that the loops only ever see whole vectors:
+   * a masked load and store in every step cost 3x in L1-resident loops (measured), and a separate
+   * masked tail step would be a second, cold call site of the vector function, which C2 does not
+   * inline and then boxes.
+   */
+  private static final long TAIL = 4 * CHUNK;
+
+  /*
+   * GELU runs in two passes over each chunk, each with one exponential: the first stores the
+   * erfc fit's factor into a per-thread scratch chunk, the second multiplies in exp(-x^2/2) and
+   * finishes. The passes are separate loops called from the dispatch, so that C2 compiles them
+   * apart: in one loop (or with the first inlined into the second) the two exponentials, the
+   * division and the polynomial exceeded C2's inlining node budget (NodeCountInliningCutoff), an
+   * exponential stayed a call, and its vectors were boxed (12 bytes per element).
+   */
+  private static final ThreadLocal<MemorySegment> SCRATCH =
+      ThreadLocal.withInitial(() -> Arena.ofAuto().allocate(4 * (CHUNK + 2L * LANES), 64));
+
+
+  /** The algorithms. */
+  public enum Function {
+    RELU, LEAKY_RELU, ELU, SELU, SIGMOID, TANH, SOFTPLUS, GELU, GELU_TANH, STEP
+  }
+
+  public static final Activation RELU = new Activation(Function.RELU, 0);
+  public static final Activation SELU = new Activation(Function.SELU, 0);
+  public static final Activation SIGMOID = new Activation(Function.SIGMOID, 0);
+  public static final Activation TANH = new Activation(Function.TANH, 0);
+  public static final Activation SOFTPLUS = new Activation(Function.SOFTPLUS, 0);
+  public static final Activation GELU = new Activation(Function.GELU, 0);
+  public static final Activation GELU_TANH = new Activation(Function.GELU_TANH, 0);
+  public static final Activation STEP = new Activation(Function.STEP, 0);
+
+  /** SELU's lambda and alpha (Klambauer et al., 2017), as PyTorch rounds them to float. */
+  static final float SELU_SCALE = 1.0507009873554804934193349852946f;
+  static final float SELU_ALPHA = 1.6732632423543772848170429916717f;
+
+  private final Function function;
+  private final float alpha;
+
+  private Activation(Function function, float alpha) {
+    this.function = function;
+    this.alpha = alpha;
+  }
+
+  /** LeakyReLU with the given negative slope (PyTorch's default is 0.01). */
+  public static Activation leakyRelu(float slope) {
+    finite(slope, "slope");
+    return new Activation(Function.LEAKY_RELU, slope);
+  }
+
+  /** ELU with the given alpha (PyTorch's default is 1). */
+  public static Activation elu(float alpha) {
+    finite(alpha, "alpha");
+    return new Activation(Function.ELU, alpha);
+  }
+
+  private static void finite(float value, String name) {
+    if (!Float.isFinite(value)) {
+      throw new IllegalArgumentException(name + " = " + value + " must be finite");
+    }
+  }
+
+  public Function function() {
+    return function;
+  }
+
+  /** The slope of LEAKY_RELU or the alpha of ELU; 0 for the others. */
+  public float alpha() {
+    return alpha;
+  }
+
+  @Override
+  public String toString() {
+    return alpha == 0 ? function.name() : function.name() + "(" + alpha + ")";
+  }
+
+  /** {@code y[i] = f(x[i])} for {@code i < n}; y may be x. */
+  public void forward(long n, MemorySegment x, long xOffset, MemorySegment y, long yOffset) {
+    Checks.nonNegative(n, "n");
+    vector(n, x, xOffset, "x", false);
+    vector(n, y, yOffset, "y", true);
+    long whole = n - n % LANES;
+    for (long done = 0; done < whole; done += CHUNK) {
+      forwardLoop(function, alpha, Math.min(CHUNK, whole - done), x, 4 * (xOffset + done), y, 4 * (yOffset + done));
+    }
+    if (whole < n) {
+      // The last n % LANES floats go through one whole vector of scratch (see TAIL).
+      MemorySegment stage = SCRATCH.get();
+      long rest = 4 * (n - whole);
+      MemorySegment.copy(x, 4 * (xOffset + whole), stage, TAIL, rest);
+      forwardLoop(function, alpha, LANES, stage, TAIL, stage, TAIL);
+      MemorySegment.copy(stage, TAIL, y, 4 * (yOffset + whole), rest);
+    }
+  }
+
+  /** {@code dx[i] = dy[i] f'(x[i])} for {@code i < n}; dx may be dy. */
+  public void backward(long n, MemorySegment x, long xOffset, MemorySegment dy, long dyOffset,
+      MemorySegment dx, long dxOffset) {
+    if (function == Function.STEP) {
+      throw new UnsupportedOperationException("STEP has no backward: its derivative is 0 wherever it exists");
+    }
+    Checks.nonNegative(n, "n");
+    vector(n, x, xOffset, "x", false);
+    vector(n, dy, dyOffset, "dy", false);
+    vector(n, dx, dxOffset, "dx", true);
+    long whole = n - n % LANES;
+    for (long done = 0; done < whole; done += CHUNK) {
+      backwardLoop(function, alpha, Math.min(CHUNK, whole - done), x, 4 * (xOffset + done), dy,
+          4 * (dyOffset + done), dx, 4 * (dxOffset + done));
+    }
+    if (whole < n) {
+      MemorySegment stage = SCRATCH.get();
+      long rest = 4 * (n - whole);
+      MemorySegment.copy(x, 4 * (xOffset + whole), stage, TAIL, rest);
+      MemorySegment.copy(dy, 4 * (dyOffset + whole), stage, TAIL + 4 * LANES, rest);
+      backwardLoop(function, alpha, LANES, stage, TAIL, stage, TAIL + 4 * LANES, stage, TAIL + 4 * LANES);
+      MemorySegment.copy(stage, TAIL + 4 * LANES, dx, 4 * (dxOffset + whole), rest);
+    }
+  }
+
+  /** {@link #forward(long, MemorySegment, long, MemorySegment, long)} on arrays. */
+  public void forward(int n, float[] x, int xOffset, float[] y, int yOffset) {
+    forward(n, array(x, "x"), xOffset, array(y, "y"), yOffset);
+  }
+
+  /** {@link #backward(long, MemorySegment, long, MemorySegment, long, MemorySegment, long)} on arrays. */
+  public void backward(int n, float[] x, int xOffset, float[] dy, int dyOffset, float[] dx, int dxOffset) {
+    backward(n, array(x, "x"), xOffset, array(dy, "dy"), dyOffset, array(dx, "dx"), dxOffset);
+  }
+
+  // ---- PReLU: a learned slope per channel ----
+
+  /**
+   * PReLU over {@code x [N, C, S]} (S = H*W for images, 1 for a dense layer's {@code [N, C]}):
+   * {@code y = x > 0 ? x : a[c] x}, with {@code slopes} = C slopes, or 1 shared by all channels
+   * (PyTorch's {@code num_parameters}). y may be x.
+   */
+  public static void prelu(int batch, int channels, int spatial, MemorySegment x, long xOffset,
+      MemorySegment a, long aOffset, int slopes, MemorySegment y, long yOffset) {
+    preluChecks(batch, channels, spatial, x, xOffset, a, aOffset, slopes);
+    Checks.writable(y, "y");
+    Checks.tensor("y", "[N,C,S]", batch, channels, spatial, -1, yOffset, Checks.floats(y));
+    PreluLoops.forward(batch, channels, spatial, x, 4 * xOffset, a, 4 * aOffset, slopes, y, 4 * yOffset);
+  }
+
+  /**
+   * PReLU backward: {@code dx = x > 0 ? dy : a[c] dy} and the slope gradient
+   * {@code da[c] = sum over n, s of (x > 0 ? 0 : x dy)} (summed over channels too when one slope
+   * is shared). da is overwritten, not accumulated; dx may be dy.
+   */
+  public static void preluBackward(int batch, int channels, int spatial, MemorySegment x, long xOffset,
+      MemorySegment a, long aOffset, int slopes, MemorySegment dy, long dyOffset, MemorySegment dx, long dxOffset,
+      MemorySegment da, long daOffset) {
+    preluChecks(batch, channels, spatial, x, xOffset, a, aOffset, slopes);
+    Checks.readable(dy, "dy");
+    Checks.tensor("dy", "[N,C,S]", batch, channels, spatial, -1, dyOffset, Checks.floats(dy));
+    Checks.writable(dx, "dx");
+    Checks.tensor("dx", "[N,C,S]", batch, channels, spatial, -1, dxOffset, Checks.floats(dx));
+    Checks.writable(da, "da");
+    Checks.tensor("da", "[slopes]", slopes, -1, -1, -1, daOffset, Checks.floats(da));
+    PreluLoops.backward(batch, channels, spatial, x, 4 * xOffset, a, 4 * aOffset, slopes, dy, 4 * dyOffset,
+        dx, 4 * dxOffset, da, 4 * daOffset);
+  }
+
+  private static void preluChecks(int batch, int channels, int spatial, MemorySegment x, long xOffset,
+      MemorySegment a, long aOffset, int slopes) {
+    Checks.nonNegative(batch, "batch");
+    Checks.positive(channels, "channels");
+    Checks.positive(spatial, "spatial");
+    if (slopes != 1 && slopes != channels) {
+      throw new IllegalArgumentException("slopes = " + slopes + " must be 1 or channels = " + channels);
+    }
+    Checks.readable(x, "x");
+    Checks.tensor("x", "[N,C,S]", batch, channels, spatial, -1, xOffset, Checks.floats(x));
+    Checks.readable(a, "a");
+    Checks.tensor("a", "[slopes]", slopes, -1, -1, -1, aOffset, Checks.floats(a));
+  }
+
+  static MemorySegment array(float[] values, String name) {
+    return MemorySegment.ofArray(Checks.notNull(values, name));
+  }
+
+  private static void vector(long n, MemorySegment s, long offset, String name, boolean written) {
+    Checks.accessible(s, name, written);
+    if (offset < 0 || offset > Checks.floats(s) - n) {
+      throw new IndexOutOfBoundsException(name + ": " + n + " floats at offset " + offset + " need floats ["
+          + offset + ", " + (offset + n) + ") but its buffer holds " + Checks.floats(s));
+    }
+  }
+
+  /*
+   * The loops: one small method per function and direction, each with one masked step, so that
+   * every method is a short compilation unit whose vector helpers C2 inlines. One shared loop
+   * that switched on the function per vector was measured first: once a second function ran, C2
+   * recompiled it with some helpers left out of line ("callee uses too much stack", "callee is too
+   * large"), and it boxed 180 to 500 MB per 16M-float call. The mask costs nothing measurable on
+   * these memory-bound loops.
+   */
+
+  private static void forwardLoop(Function function, float alpha, long n, MemorySegment x, long xAt,
+      MemorySegment y, long yAt) {
+    switch (function) {
+      case RELU -> relu(n, x, xAt, y, yAt);
+      case LEAKY_RELU -> leakyRelu(n, alpha, x, xAt, y, yAt);
+      case ELU -> elu(n, alpha, 1f, x, xAt, y, yAt);
+      case SELU -> elu(n, SELU_ALPHA, SELU_SCALE, x, xAt, y, yAt);
+      case SIGMOID -> sigmoid(n, x, xAt, y, yAt);
+      case TANH -> tanh(n, x, xAt, y, yAt);
+      case SOFTPLUS -> softplus(n, x, xAt, y, yAt);
+      case GELU -> {
+        erfcFactors(n, x, xAt, SCRATCH.get());
+        gelu(n, x, xAt, SCRATCH.get(), y, yAt);
+      }
+      case GELU_TANH -> geluTanh(n, x, xAt, y, yAt);
+      case STEP -> step(n, x, xAt, y, yAt);
+    }
+  }
+
+  private static void backwardLoop(Function function, float alpha, long n, MemorySegment x, long xAt,
+      MemorySegment dy, long dyAt, MemorySegment dx, long dxAt) {
+    switch (function) {
+      case RELU -> reluGradient(n, x, xAt, dy, dyAt, dx, dxAt);
+      case LEAKY_RELU -> leakyReluGradient(n, alpha, x, xAt, dy, dyAt, dx, dxAt);
+      case ELU -> eluGradient(n, alpha, 1f, x, xAt, dy, dyAt, dx, dxAt);
+      case SELU -> eluGradient(n, SELU_ALPHA, SELU_SCALE, x, xAt, dy, dyAt, dx, dxAt);
+      case SIGMOID -> sigmoidGradient(n, x, xAt, dy, dyAt, dx, dxAt);
+      case TANH -> tanhGradient(n, x, xAt, dy, dyAt, dx, dxAt);
+      case SOFTPLUS -> softplusGradient(n, x, xAt, dy, dyAt, dx, dxAt);
+      case GELU -> {
+        erfcFactors(n, x, xAt, SCRATCH.get());
+        geluGradient(n, x, xAt, SCRATCH.get(), dy, dyAt, dx, dxAt);
+      }
+      case GELU_TANH -> geluTanhGradient(n, x, xAt, dy, dyAt, dx, dxAt);
+      case STEP -> throw new AssertionError("checked by backward");
+    }
+  }
+
+  private static void relu(long n, MemorySegment x, long xAt, MemorySegment y, long yAt) {
+    for (long i = 0; i < n; i += LANES) {
+      FloatVector.fromMemorySegment(SPECIES, x, xAt + 4 * i, ORDER).max(0f).intoMemorySegment(y, yAt + 4 * i, ORDER);
+    }
+  }
+
+  private static void reluGradient(long n, MemorySegment x, long xAt, MemorySegment dy, long dyAt,
+      MemorySegment dx, long dxAt) {
+    for (long i = 0; i < n; i += LANES) {
+      VectorMask<Float> positive = FloatVector.fromMemorySegment(SPECIES, x, xAt + 4 * i, ORDER).compare(VectorOperators.GT, 0f);
+      FloatVector.zero(SPECIES).blend(FloatVector.fromMemorySegment(SPECIES, dy, dyAt + 4 * i, ORDER), positive).intoMemorySegment(dx, dxAt + 4 * i, ORDER);
+    }
+  }
+
+  private static void leakyRelu(long n, float slope, MemorySegment x, long xAt, MemorySegment y, long yAt) {
+    for (long i = 0; i < n; i += LANES) {
+      FloatVector v = FloatVector.fromMemorySegment(SPECIES, x, xAt + 4 * i, ORDER);
+      v.mul(slope).blend(v, v.compare(VectorOperators.GT, 0f)).intoMemorySegment(y, yAt + 4 * i, ORDER);
+    }
+  }
+
+  private static void leakyReluGradient(long n, float slope, MemorySegment x, long xAt, MemorySegment dy,
+      long dyAt, MemorySegment dx, long dxAt) {
+    for (long i = 0; i < n; i += LANES) {
+      FloatVector g = FloatVector.fromMemorySegment(SPECIES, dy, dyAt + 4 * i, ORDER);
+      g.mul(slope).blend(g, FloatVector.fromMemorySegment(SPECIES, x, xAt + 4 * i, ORDER).compare(VectorOperators.GT, 0f)).intoMemorySegment(dx, dxAt + 4 * i, ORDER);
+    }
+  }
+
+  /** {@code scale (x > 0 ? x : alpha expm1(x))}: ELU with scale 1, SELU with its constants. */
+  private static void elu(long n, float alpha, float scale, MemorySegment x, long xAt, MemorySegment y, long yAt) {
+    float scaledAlpha = alpha * scale;
+    for (long i = 0; i < n; i += LANES) {
+      FloatVector v = FloatVector.fromMemorySegment(SPECIES, x, xAt + 4 * i, ORDER);
+      FloatVector negative = v.lanewise(VectorOperators.EXPM1).mul(scaledAlpha);
+      negative.blend(v.mul(scale), v.compare(VectorOperators.GT, 0f)).intoMemorySegment(y, yAt + 4 * i, ORDER);
+    }
+  }
+
+  private static void eluGradient(long n, float alpha, float scale, MemorySegment x, long xAt, MemorySegment dy,
+      long dyAt, MemorySegment dx, long dxAt) {
+    float scaledAlpha = alpha * scale;
+    for (long i = 0; i < n; i += LANES) {
+      FloatVector v = FloatVector.fromMemorySegment(SPECIES, x, xAt + 4 * i, ORDER);
+      FloatVector g = FloatVector.fromMemorySegment(SPECIES, dy, dyAt + 4 * i, ORDER);
+      FloatVector negative = g.mul(v.lanewise(VectorOperators.EXP).mul(scaledAlpha));
+      negative.blend(g.mul(scale), v.compare(VectorOperators.GT, 0f)).intoMemorySegment(dx, dxAt + 4 * i, ORDER);
+    }
+  }
+
+  private static void sigmoid(long n, MemorySegment x, long xAt, MemorySegment y, long yAt) {
+    for (long i = 0; i < n; i += LANES) {
+      sigmoid(FloatVector.fromMemorySegment(SPECIES, x, xAt + 4 * i, ORDER)).intoMemorySegment(y, yAt + 4 * i, ORDER);
+    }
+  }
+
+  private static void sigmoidGradient(long n, MemorySegment x, long xAt, MemorySegment dy, long dyAt,
+      MemorySegment dx, long dxAt) {
+    for (long i = 0; i < n; i += LANES) {
+      FloatVector.fromMemorySegment(SPECIES, dy, dyAt + 4 * i, ORDER).mul(sigmoidSlope(FloatVector.fromMemorySegment(SPECIES, x, xAt + 4 * i, ORDER).abs())).intoMemorySegment(dx, dxAt + 4 * i, ORDER);
+    }
+  }
+
+  private static void tanh(long n, MemorySegment x, long xAt, MemorySegment y, long yAt) {
+    for (long i = 0; i < n; i += LANES) {
+      VectorMath.tanh(FloatVector.fromMemorySegment(SPECIES, x, xAt + 4 * i, ORDER)).intoMemorySegment(y, yAt + 4 * i, ORDER);
+    }
+  }
+
+  /** tanh'(x) = 4 sigmoid'(2x). */
+  private static void tanhGradient(long n, MemorySegment x, long xAt, MemorySegment dy, long dyAt,
+      MemorySegment dx, long dxAt) {
+    for (long i = 0; i < n; i += LANES) {
+      FloatVector slope = sigmoidSlope(FloatVector.fromMemorySegment(SPECIES, x, xAt + 4 * i, ORDER).abs().mul(2f)).mul(4f);
+      FloatVector.fromMemorySegment(SPECIES, dy, dyAt + 4 * i, ORDER).mul(slope).intoMemorySegment(dx, dxAt + 4 * i, ORDER);
+    }
+  }
+
+  /** {@code max(x, 0) + log1p(e^-|x|)}; MAX keeps NaN. */
+  private static void softplus(long n, MemorySegment x, long xAt, MemorySegment y, long yAt) {
+    for (long i = 0; i < n; i += LANES) {
+      FloatVector v = FloatVector.fromMemorySegment(SPECIES, x, xAt + 4 * i, ORDER);
+      FloatVector tail = VectorMath.expUpTo88(v.abs().neg()).lanewise(VectorOperators.LOG1P);
+      v.max(0f).add(tail).intoMemorySegment(y, yAt + 4 * i, ORDER);
+    }
+  }
+
+  private static void softplusGradient(long n, MemorySegment x, long xAt, MemorySegment dy, long dyAt,
+      MemorySegment dx, long dxAt) {
+    for (long i = 0; i < n; i += LANES) {
+      FloatVector.fromMemorySegment(SPECIES, dy, dyAt + 4 * i, ORDER).mul(sigmoid(FloatVector.fromMemorySegment(SPECIES, x, xAt + 4 * i, ORDER))).intoMemorySegment(dx, dxAt + 4 * i, ORDER);
+    }
+  }
+
+  /** Pass one of GELU: {@code f = t e^{P(t)} / 2}, the part of {@code Phi(-|x|)} besides e^{-x^2/2}. */
+  private static void erfcFactors(long n, MemorySegment x, long xAt, MemorySegment f) {
+    for (long i = 0; i < n; i += LANES) {
+      erfcFactor(FloatVector.fromMemorySegment(SPECIES, x, xAt + 4 * i, ORDER)).intoMemorySegment(f, 4 * i, ORDER);
+    }
+  }
+
+  /** Pass two of GELU forward, given pass one's factors f. */
+  private static void gelu(long n, MemorySegment x, long xAt, MemorySegment f, MemorySegment y, long yAt) {
+    for (long i = 0; i < n; i += LANES) {
+      FloatVector v = FloatVector.fromMemorySegment(SPECIES, x, xAt + 4 * i, ORDER);
+      FloatVector cdf = normalCdf(v, FloatVector.fromMemorySegment(SPECIES, f, 4 * i, ORDER), gaussian(v));
+      v.mul(cdf).intoMemorySegment(y, yAt + 4 * i, ORDER);
+    }
+  }
+
+  /** Pass two of GELU backward: GELU'(x) = Phi(x) + x phi(x). */
+  private static void geluGradient(long n, MemorySegment x, long xAt, MemorySegment f, MemorySegment dy, long dyAt,
+      MemorySegment dx, long dxAt) {
+    for (long i = 0; i < n; i += LANES) {
+      FloatVector v = FloatVector.fromMemorySegment(SPECIES, x, xAt + 4 * i, ORDER);
+      FloatVector gauss = gaussian(v);
+      FloatVector cdf = normalCdf(v, FloatVector.fromMemorySegment(SPECIES, f, 4 * i, ORDER), gauss);
+      // x phi(x) is below 2^-100 past |x| = 30; clamping there keeps it 0 rather than inf * 0 at x = inf.
+      FloatVector slope = v.max(-30f).min(30f).mul(gauss).fma(V_INV_SQRT_2PI, cdf);
+      FloatVector.fromMemorySegment(SPECIES, dy, dyAt + 4 * i, ORDER).mul(slope)
+          .intoMemorySegment(dx, dxAt + 4 * i, ORDER);
+    }
+  }
+
+  /** {@code x sigmoid(2t)}, equal to {@code x (1 + tanh t) / 2}. */
+  private static void geluTanh(long n, MemorySegment x, long xAt, MemorySegment y, long yAt) {
+    for (long i = 0; i < n; i += LANES) {
+      FloatVector v = FloatVector.fromMemorySegment(SPECIES, x, xAt + 4 * i, ORDER);
+      v.mul(sigmoid(geluTanhArgument(v).mul(2f))).intoMemorySegment(y, yAt + 4 * i, ORDER);
+    }
+  }
+
+  private static void geluTanhGradient(long n, MemorySegment x, long xAt, MemorySegment dy, long dyAt,
+      MemorySegment dx, long dxAt) {
+    for (long i = 0; i < n; i += LANES) {
+      FloatVector.fromMemorySegment(SPECIES, dy, dyAt + 4 * i, ORDER).mul(geluTanhSlope(FloatVector.fromMemorySegment(SPECIES, x, xAt + 4 * i, ORDER))).intoMemorySegment(dx, dxAt + 4 * i, ORDER);
+    }
+  }
+
+  private static void step(long n, MemorySegment x, long xAt, MemorySegment y, long yAt) {
+    for (long i = 0; i < n; i += LANES) {
+      VectorMask<Float> positive = FloatVector.fromMemorySegment(SPECIES, x, xAt + 4 * i, ORDER).compare(VectorOperators.GT, 0f);
+      FloatVector.zero(SPECIES).blend(1f, positive).intoMemorySegment(y, yAt + 4 * i, ORDER);
+    }
+  }
+
+  // ---- The functions, on vectors; small, so that C2 inlines them into the loops ----
+
+  /** {@code 1 / (1 + e^-x)}: e^-x = inf gives 0, the right limit. */
+  static FloatVector sigmoid(FloatVector x) {
+    return ONE.div(VectorMath.expUpTo88(x.neg()).add(ONE));
+  }
+
+  /** sigmoid'(a) for {@code a >= 0}: {@code e s^2} with {@code e = e^-a}, {@code s = 1/(1+e)}. */
+  private static FloatVector sigmoidSlope(FloatVector a) {
+    FloatVector e = VectorMath.expUpTo88(a.neg());
+    FloatVector s = ONE.div(e.add(ONE));
+    return e.mul(s).mul(s);
+  }
+
+  /** {@code t = k (x + 0.044715 x^3)}, as {@code k x (1 + 0.044715 x^2)}. */
+  private static FloatVector geluTanhArgument(FloatVector x) {
+    FloatVector x2 = x.mul(x);
+    return x2.fma(GELU_CUBIC, 1f).mul(x.mul(SQRT_2_OVER_PI));
+  }
+
+  private static final float SQRT_2_OVER_PI = 0.7978845608028654f;
+  private static final float GELU_CUBIC = 0.044715f;
+
+  /**
+   * {@code d/dx [x s(2t)] = s + x s (1 - s) 2 t'}, with {@code t' = k (1 + 3 * 0.044715 x^2)}. The
+   * second term is under 2^-1000 past |x| = 30, and there x is clamped so that it stays 0 instead
+   * of becoming 0 * inf.
+   */
+  private static FloatVector geluTanhSlope(FloatVector x) {
+    FloatVector t2 = geluTanhArgument(x).mul(2f);
+    FloatVector s = sigmoid(t2);
+    FloatVector slope = sigmoidSlope(t2.abs());
+    FloatVector clamped = x.max(-30f).min(30f);
+    FloatVector dt = clamped.mul(clamped).fma(3 * GELU_CUBIC, 1f).mul(2 * SQRT_2_OVER_PI);
+    return clamped.mul(slope).fma(dt, s);
+  }
+
+  /*
+   * The normal CDF Phi(x) = erfc(-x / sqrt 2) / 2. erfc(z) for z >= 0 is the Chebyshev fit of
+   * Numerical Recipes (2nd ed., section 6.2): erfc(z) = t exp(-z^2 + P(t)), t = 1/(1 + z/2), with
+   * fractional error under 1.2e-7 for every z >= 0; for z < 0, erfc(z) = 2 - erfc(-z). Relative
+   * error is what GELU needs: its left tail is x times a tiny CDF. z^2 = x^2/2 is split into
+   * hi + lo by an FMA and exp(-hi) is corrected by (1 - lo), so the rounding of z^2 (up to 90u at
+   * the underflow edge) does not reach the result; exp(P(t)) is a second exponential.
+   */
+  private static final FloatVector ERFC_0 = VectorMath.all(-1.26551223f);
+  private static final FloatVector ERFC_1 = VectorMath.all(1.00002368f);
+  private static final FloatVector ERFC_2 = VectorMath.all(0.37409196f);
+  private static final FloatVector ERFC_3 = VectorMath.all(0.09678418f);
+  private static final FloatVector ERFC_4 = VectorMath.all(-0.18628806f);
+  private static final FloatVector ERFC_5 = VectorMath.all(0.27886807f);
+  private static final FloatVector ERFC_6 = VectorMath.all(-1.13520398f);
+  private static final FloatVector ERFC_7 = VectorMath.all(1.48851587f);
+  private static final FloatVector ERFC_8 = VectorMath.all(-0.82215223f);
+  private static final FloatVector ERFC_9 = VectorMath.all(0.17087277f);
+  private static final float INV_SQRT_2 = 0.70710678118654752f;
+  private static final FloatVector V_INV_SQRT_2PI = VectorMath.all(0.3989422804014327f);
+  private static final FloatVector ONE = VectorMath.all(1f);
+
+
+  /**
+   * {@code exp(-x^2/2)}, to 5u for every x: {@code x^2 = hi + lo} exactly (an FMA gives lo), the
+   * halving is exact, and {@code e^{-lo/2} = 1 - lo/2} to within {@code (u hi)^2}; so only the
+   * exponential (3u) and two roundings remain, whatever the size of x^2.
+   */
+  private static FloatVector gaussian(FloatVector x) {
+    FloatVector hi = x.mul(x);
+    FloatVector lo = x.fma(x, hi.neg());
+    // Past x^2 = 208 the result is 0 in float; there hi may be inf and lo NaN.
+    return VectorMath.expUpTo88(hi.mul(-0.5f)).mul(lo.mul(-0.5f).add(1f))
+        .blend(0f, hi.compare(VectorOperators.GT, 208f));
+  }
+
+  /** {@code t e^{P(t)} / 2} with {@code t = 1/(1 + |x|/(2 sqrt 2))}: {@code Phi(-|x|) = this * e^{-x^2/2}}. */
+  private static FloatVector erfcFactor(FloatVector x) {
+    FloatVector z = x.abs().mul(INV_SQRT_2);
+    FloatVector t = ONE.div(z.fma(0.5f, 1f));
+    FloatVector p = t.fma(ERFC_9, ERFC_8).fma(t, ERFC_7).fma(t, ERFC_6).fma(t, ERFC_5).fma(t, ERFC_4)
+        .fma(t, ERFC_3).fma(t, ERFC_2).fma(t, ERFC_1).fma(t, ERFC_0);
+    return t.mul(VectorMath.expUpTo88(p)).mul(0.5f);
+  }
+
+  /** {@code Phi(x)} from its two factors: the tail {@code Phi(-|x|)}, or one minus it for x >= 0. */
+  private static FloatVector normalCdf(FloatVector x, FloatVector factor, FloatVector gaussian) {
+    FloatVector tail = factor.mul(gaussian);
+    return tail.neg().add(1f).blend(tail, x.compare(VectorOperators.LT, 0f));
+  }
+
+}
