@@ -223,8 +223,9 @@ final class BenchTable {
           String[] parts = shape.split("x");
           double elements = Double.parseDouble(parts[0]) * Double.parseDouble(parts[1]);
           // forward reads x, writes y; backward reads y and dy, writes dx; copy reads and writes.
-          return new Workload(shape, Double.NaN,
-              Map.of("forward", 8 * elements, "backward", 12 * elements, "copy", 8 * elements));
+          double rows = Double.parseDouble(parts[0]);
+          return new Workload(shape, Double.NaN, Map.of("forward", 8 * elements, "backward", 12 * elements,
+              "crossEntropy", 8 * elements + 4 * rows, "copy", 8 * elements));
         }
         case "Activation" -> {
           double elements = ActivationBenchmark.ELEMENTS;

@@ -36,7 +36,7 @@ public final class LanesCli {
       // The naive loop takes minutes per op at the large sizes; it is a floor, not a contender.
       new Group("gemm-naive", GemmBenchmark.class, "size", List.of("naive"),
           java.util.Map.of("size", new String[] {"64", "128", "256"}, "threads", new String[] {"1"})),
-      new Group("softmax", SoftmaxBenchmark.class, "shape", List.of("forward", "backward", "copy"),
+      new Group("softmax", SoftmaxBenchmark.class, "shape", List.of("forward", "backward", "crossEntropy", "copy"),
           java.util.Map.of()),
       new Group("conv2d", Conv2dBenchmark.class, "shape",
           List.of("forward", "backwardData", "backwardWeights", "gemm1024"), java.util.Map.of()),

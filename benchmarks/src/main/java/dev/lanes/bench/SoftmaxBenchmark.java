@@ -19,6 +19,8 @@ import org.openjdk.jmh.annotations.TearDown;
  * <ul>
  *   <li>{@code forward}: reads x, writes y (8 bytes per element).
  *   <li>{@code backward}: reads y and dy, writes dx (12 bytes per element).
+ *   <li>{@code crossEntropy}: the fused loss against int32 labels, forward plus gradient: reads
+ *       the logits and the labels, writes dlogits (8 bytes per element, 4 per row).
  *   <li>{@code copy}: {@link MemorySegment#copy} of the same rows*cols floats (8 bytes per
  *       element), in the same run: the time these kernels would take if they only moved their
  *       bytes at this machine's copy bandwidth.
@@ -39,6 +41,7 @@ public class SoftmaxBenchmark extends BenchmarkDefaults {
   private MemorySegment dy;
   private MemorySegment dx;
   private MemorySegment copyTarget;
+  private MemorySegment labels;
 
   @Setup(Level.Trial)
   public void setUp() {
@@ -56,6 +59,10 @@ public class SoftmaxBenchmark extends BenchmarkDefaults {
     for (long i = 0; i < (long) rows * cols; i++) {
       x.setAtIndex(ValueLayout.JAVA_FLOAT, i, (float) (random.nextGaussian() * 4));
       dy.setAtIndex(ValueLayout.JAVA_FLOAT, i, (float) random.nextGaussian());
+    }
+    labels = arena.allocate(4L * rows, 64);
+    for (int r = 0; r < rows; r++) {
+      labels.setAtIndex(ValueLayout.JAVA_INT, r, random.nextInt(cols));
     }
     forward();
   }
@@ -75,6 +82,11 @@ public class SoftmaxBenchmark extends BenchmarkDefaults {
   public MemorySegment backward() {
     Softmax.backward(rows, cols, y, 0, dy, 0, dx, 0);
     return dx;
+  }
+
+  @Benchmark
+  public float crossEntropy() {
+    return Softmax.crossEntropy(rows, cols, x, 0, labels, 0, -100, dx, 0);
   }
 
   @Benchmark

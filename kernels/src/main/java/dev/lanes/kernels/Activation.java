@@ -156,8 +156,8 @@ public final class Activation {
   /** {@code y[i] = f(x[i])} for {@code i < n}; y may be x. */
   public void forward(long n, MemorySegment x, long xOffset, MemorySegment y, long yOffset) {
     Checks.nonNegative(n, "n");
-    vector(n, x, xOffset, "x", false);
-    vector(n, y, yOffset, "y", true);
+    Elementwise.span(n, x, xOffset, "x", false);
+    Elementwise.span(n, y, yOffset, "y", true);
     long whole = n - n % LANES;
     for (long done = 0; done < whole; done += CHUNK) {
       forwardLoop(function, alpha, Math.min(CHUNK, whole - done), x, 4 * (xOffset + done), y, 4 * (yOffset + done));
@@ -179,9 +179,9 @@ public final class Activation {
       throw new UnsupportedOperationException("STEP has no backward: its derivative is 0 wherever it exists");
     }
     Checks.nonNegative(n, "n");
-    vector(n, x, xOffset, "x", false);
-    vector(n, dy, dyOffset, "dy", false);
-    vector(n, dx, dxOffset, "dx", true);
+    Elementwise.span(n, x, xOffset, "x", false);
+    Elementwise.span(n, dy, dyOffset, "dy", false);
+    Elementwise.span(n, dx, dxOffset, "dx", true);
     long whole = n - n % LANES;
     for (long done = 0; done < whole; done += CHUNK) {
       backwardLoop(function, alpha, Math.min(CHUNK, whole - done), x, 4 * (xOffset + done), dy,
@@ -257,14 +257,6 @@ public final class Activation {
 
   static MemorySegment array(float[] values, String name) {
     return MemorySegment.ofArray(Checks.notNull(values, name));
-  }
-
-  private static void vector(long n, MemorySegment s, long offset, String name, boolean written) {
-    Checks.accessible(s, name, written);
-    if (offset < 0 || offset > Checks.floats(s) - n) {
-      throw new IndexOutOfBoundsException(name + ": " + n + " floats at offset " + offset + " need floats ["
-          + offset + ", " + (offset + n) + ") but its buffer holds " + Checks.floats(s));
-    }
   }
 
   /*

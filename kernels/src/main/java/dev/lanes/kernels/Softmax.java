@@ -1,5 +1,8 @@
 package dev.lanes.kernels;
 
+import static java.lang.foreign.ValueLayout.JAVA_FLOAT_UNALIGNED;
+import static java.lang.foreign.ValueLayout.JAVA_INT_UNALIGNED;
+
 import java.lang.foreign.MemorySegment;
 import java.nio.ByteOrder;
 import jdk.incubator.vector.FloatVector;
@@ -9,7 +12,7 @@ import jdk.incubator.vector.VectorSpecies;
 
 /**
  * Softmax and log-softmax over the last axis of a row-major {@code rows x cols} float matrix,
- * forward and backward.
+ * forward and backward, and the fused softmax cross-entropy loss with its gradient.
  *
  * <h2>Layout</h2>
  * Rows are contiguous: element (r, i) of a matrix X is float {@code xOffset + r*cols + i} of its
@@ -80,6 +83,130 @@ public final class Softmax {
       long row = (long) r * cols;
       logBackwardRow(cols, z, (zOffset + row) * 4, dy, (dyOffset + row) * 4, dx, (dxOffset + row) * 4);
     }
+  }
+
+  // ---- Fused softmax + cross-entropy ----
+
+  /**
+   * Mean cross-entropy of {@code softmax(logits)} against integer class labels, PyTorch's
+   * {@code cross_entropy(logits, labels, ignore_index=ignoreIndex)}, with its gradient in the same
+   * pass: {@code dlogits = (softmax - onehot(label)) / count} for every row whose label is not
+   * {@code ignoreIndex}, and 0 for rows that are; count is the number of rows not ignored.
+   *
+   * <p>labels holds {@code rows} int32 values, each in {@code [0, cols)} or equal to ignoreIndex
+   * (checked before anything is written). dlogits may be null (the loss alone) or the logits
+   * themselves (overwritten by the gradient). Returns NaN when every row is ignored, as PyTorch's
+   * mean over nothing does. Error: each row's loss {@code log S + m - x_label} is within
+   * {@code u (|m - x_label| + max_i |x_i - m| + 3 cols + 3 + |log S| + |loss_row|)}, and each
+   * gradient entry within the softmax bound of the class comment divided by count, plus
+   * {@code u |dlogits|}.
+   *
+   * @return the mean loss over rows not ignored
+   */
+  public static float crossEntropy(int rows, int cols, MemorySegment logits, long logitsOffset,
+      MemorySegment labels, long labelsOffset, int ignoreIndex, MemorySegment dlogits, long dlogitsOffset) {
+    checkLoss(rows, cols, logits, logitsOffset, dlogits, dlogitsOffset);
+    Checks.readable(labels, "labels");
+    if (labelsOffset < 0 || labelsOffset > labels.byteSize() / 4 - rows) {
+      throw new IndexOutOfBoundsException("labels: " + rows + " int32 labels at offset " + labelsOffset
+          + " do not fit in its " + labels.byteSize() / 4 + " ints");
+    }
+    int count = 0;
+    for (int r = 0; r < rows; r++) {
+      int label = labels.get(JAVA_INT_UNALIGNED, 4 * (labelsOffset + r));
+      if (label == ignoreIndex) {
+        continue;
+      }
+      if (label < 0 || label >= cols) {
+        throw new IllegalArgumentException("labels[" + r + "] = " + label + " is not a class in [0, " + cols
+            + ") nor ignoreIndex = " + ignoreIndex);
+      }
+      count++;
+    }
+    double total = 0;
+    for (int r = 0; r < rows; r++) {
+      long row = (long) r * cols;
+      long xAt = 4 * (logitsOffset + row);
+      long dAt = dlogits == null ? 0 : 4 * (dlogitsOffset + row);
+      int label = labels.get(JAVA_INT_UNALIGNED, 4 * (labelsOffset + r));
+      if (label == ignoreIndex) {
+        if (dlogits != null) {
+          SegmentLoops.fill(dlogits, dAt, cols, 0f);
+        }
+        continue;
+      }
+      // Read before the exponentials may overwrite the row (dlogits may be the logits).
+      float target = logits.get(JAVA_FLOAT_UNALIGNED, xAt + 4L * label);
+      float m = rowMax(cols, logits, xAt);
+      float s = expSum(cols, logits, xAt, m, dlogits, dAt);
+      total += ((double) m - target) + Math.log(s);
+      if (dlogits != null) {
+        divide(cols, dlogits, dAt, s * count);
+        long at = dAt + 4L * label;
+        dlogits.set(JAVA_FLOAT_UNALIGNED, at, dlogits.get(JAVA_FLOAT_UNALIGNED, at) - 1f / count);
+      }
+    }
+    return (float) (total / count);
+  }
+
+  /**
+   * Mean cross-entropy of {@code softmax(logits)} against probability targets (a
+   * {@code rows x cols} matrix; label smoothing is such a target), PyTorch's
+   * {@code cross_entropy(logits, targets)}: {@code loss = -(1/rows) sum_r sum_i t_ri log p_ri},
+   * with {@code dlogits = (p T_r - t) / rows}, {@code T_r = sum_i t_ri} (1 for a distribution).
+   * dlogits may be null or the logits. Each row's loss is computed as
+   * {@code sum_i t_i (m - x_i) + T log S}, a sum of non-negative terms for non-negative targets.
+   */
+  public static float crossEntropyProbabilities(int rows, int cols, MemorySegment logits, long logitsOffset,
+      MemorySegment targets, long targetsOffset, MemorySegment dlogits, long dlogitsOffset) {
+    checkLoss(rows, cols, logits, logitsOffset, dlogits, dlogitsOffset);
+    Checks.readable(targets, "targets");
+    Checks.extent("targets", targetsOffset, rows, cols, Math.max(1, cols), Checks.floats(targets));
+    double total = 0;
+    for (int r = 0; r < rows; r++) {
+      long row = (long) r * cols;
+      long xAt = 4 * (logitsOffset + row);
+      long tAt = 4 * (targetsOffset + row);
+      long dAt = dlogits == null ? 0 : 4 * (dlogitsOffset + row);
+      float m = rowMax(cols, logits, xAt);
+      float mass = sum(cols, targets, tAt);
+      float gap = weightedGap(cols, targets, tAt, logits, xAt, m);
+      float s = expSum(cols, logits, xAt, m, dlogits, dAt);
+      total += gap + (double) mass * Math.log(s);
+      if (dlogits != null) {
+        scaledMinus(cols, dlogits, dAt, mass / (s * rows), targets, tAt, 1f / rows);
+      }
+    }
+    return (float) (total / rows);
+  }
+
+  private static void checkLoss(int rows, int cols, MemorySegment logits, long logitsOffset, MemorySegment dlogits,
+      long dlogitsOffset) {
+    Checks.nonNegative(rows, "rows");
+    if (rows > 0) {
+      Checks.positive(cols, "cols");
+    }
+    Checks.readable(logits, "logits");
+    Checks.extent("logits", logitsOffset, rows, cols, Math.max(1, cols), Checks.floats(logits));
+    if (dlogits != null) {
+      Checks.writable(dlogits, "dlogits");
+      Checks.extent("dlogits", dlogitsOffset, rows, cols, Math.max(1, cols), Checks.floats(dlogits));
+    }
+  }
+
+  /** {@link #crossEntropy(int, int, MemorySegment, long, MemorySegment, long, int, MemorySegment, long)} on arrays; dlogits may be null. */
+  public static float crossEntropy(int rows, int cols, float[] logits, int logitsOffset, int[] labels,
+      int labelsOffset, int ignoreIndex, float[] dlogits, int dlogitsOffset) {
+    return crossEntropy(rows, cols, segment(logits, "logits"), logitsOffset,
+        MemorySegment.ofArray(Checks.notNull(labels, "labels")), labelsOffset, ignoreIndex,
+        dlogits == null ? null : MemorySegment.ofArray(dlogits), dlogitsOffset);
+  }
+
+  /** {@link #crossEntropyProbabilities(int, int, MemorySegment, long, MemorySegment, long, MemorySegment, long)} on arrays. */
+  public static float crossEntropyProbabilities(int rows, int cols, float[] logits, int logitsOffset, float[] targets,
+      int targetsOffset, float[] dlogits, int dlogitsOffset) {
+    return crossEntropyProbabilities(rows, cols, segment(logits, "logits"), logitsOffset, segment(targets, "targets"),
+        targetsOffset, dlogits == null ? null : MemorySegment.ofArray(dlogits), dlogitsOffset);
   }
 
   /** {@link #forward(int, int, MemorySegment, long, MemorySegment, long)} on arrays. */
@@ -291,6 +418,40 @@ public final class Softmax {
       FloatVector p = VectorMath.expUpTo88(FloatVector.fromMemorySegment(SPECIES, z, zAt + 4L * i, ORDER, lanes));
       FloatVector g = FloatVector.fromMemorySegment(SPECIES, dy, dyAt + 4L * i, ORDER, lanes);
       p.neg().fma(vsum, g).intoMemorySegment(dx, dxAt + 4L * i, ORDER, lanes);
+    }
+  }
+
+  /** {@code sum_i t_i (m - x_i)}. */
+  private static float weightedGap(int cols, MemorySegment t, long tAt, MemorySegment x, long xAt, float m) {
+    int whole = cols - cols % LANES;
+    FloatVector vm = FloatVector.broadcast(SPECIES, m);
+    FloatVector acc = FloatVector.zero(SPECIES);
+    for (int i = 0; i < whole; i += LANES) {
+      FloatVector gap = vm.sub(FloatVector.fromMemorySegment(SPECIES, x, xAt + 4L * i, ORDER));
+      acc = FloatVector.fromMemorySegment(SPECIES, t, tAt + 4L * i, ORDER).fma(gap, acc);
+    }
+    if (whole < cols) {
+      VectorMask<Float> tail = SPECIES.indexInRange(whole, cols);
+      FloatVector gap = vm.sub(FloatVector.fromMemorySegment(SPECIES, x, xAt + 4L * whole, ORDER, tail));
+      acc = acc.add(FloatVector.fromMemorySegment(SPECIES, t, tAt + 4L * whole, ORDER, tail).mul(gap), tail);
+    }
+    return acc.reduceLanes(VectorOperators.ADD);
+  }
+
+  /** {@code d_i = e_i a - t_i b}, in place over the exponentials e in d. */
+  private static void scaledMinus(int cols, MemorySegment d, long dAt, float a, MemorySegment t, long tAt, float b) {
+    int whole = cols - cols % LANES;
+    FloatVector va = FloatVector.broadcast(SPECIES, a);
+    FloatVector vb = FloatVector.broadcast(SPECIES, -b);
+    for (int i = 0; i < whole; i += LANES) {
+      FloatVector tb = FloatVector.fromMemorySegment(SPECIES, t, tAt + 4L * i, ORDER).mul(vb);
+      FloatVector.fromMemorySegment(SPECIES, d, dAt + 4L * i, ORDER).fma(va, tb).intoMemorySegment(d, dAt + 4L * i, ORDER);
+    }
+    if (whole < cols) {
+      VectorMask<Float> tail = SPECIES.indexInRange(whole, cols);
+      FloatVector tb = FloatVector.fromMemorySegment(SPECIES, t, tAt + 4L * whole, ORDER, tail).mul(vb);
+      FloatVector.fromMemorySegment(SPECIES, d, dAt + 4L * whole, ORDER, tail).fma(va, tb)
+          .intoMemorySegment(d, dAt + 4L * whole, ORDER, tail);
     }
   }
 }

@@ -65,6 +65,55 @@ public final class SoftmaxReference {
     return dx;
   }
 
+  /** A loss value and its gradient. */
+  public record LossAndGradient(double loss, double[] gradient) {}
+
+  /**
+   * Mean cross-entropy against labels, ignoring rows labelled {@code ignoreIndex}:
+   * {@code loss = (1/count) sum_r -log softmax(x_r)[label_r]}, gradient
+   * {@code (softmax(x_r) - onehot(label_r)) / count} (0 on ignored rows).
+   */
+  public static LossAndGradient crossEntropy(int rows, int cols, double[] x, int[] labels, int ignoreIndex) {
+    int count = 0;
+    for (int r = 0; r < rows; r++) {
+      count += labels[r] == ignoreIndex ? 0 : 1;
+    }
+    double[] z = logForward(rows, cols, x);
+    double[] grad = new double[rows * cols];
+    double loss = 0;
+    for (int r = 0; r < rows; r++) {
+      if (labels[r] == ignoreIndex) {
+        continue;
+      }
+      loss -= z[r * cols + labels[r]];
+      for (int i = 0; i < cols; i++) {
+        grad[r * cols + i] = (Math.exp(z[r * cols + i]) - (i == labels[r] ? 1 : 0)) / count;
+      }
+    }
+    return new LossAndGradient(loss / count, grad);
+  }
+
+  /**
+   * Mean cross-entropy against probability targets t: {@code loss = -(1/rows) sum t log softmax(x)},
+   * gradient {@code (softmax(x_r) sum_i t_ri - t_r) / rows}.
+   */
+  public static LossAndGradient crossEntropyProbabilities(int rows, int cols, double[] x, double[] t) {
+    double[] z = logForward(rows, cols, x);
+    double[] grad = new double[rows * cols];
+    double loss = 0;
+    for (int r = 0; r < rows; r++) {
+      double mass = 0;
+      for (int i = 0; i < cols; i++) {
+        loss -= t[r * cols + i] * z[r * cols + i];
+        mass += t[r * cols + i];
+      }
+      for (int i = 0; i < cols; i++) {
+        grad[r * cols + i] = (Math.exp(z[r * cols + i]) * mass - t[r * cols + i]) / rows;
+      }
+    }
+    return new LossAndGradient(loss / rows, grad);
+  }
+
   private static double sumExp(double[] x, int from, int cols, double max) {
     double sum = 0;
     for (int i = 0; i < cols; i++) {
