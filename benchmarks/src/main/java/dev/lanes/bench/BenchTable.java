@@ -232,6 +232,11 @@ final class BenchTable {
           return new Workload(params.getParam("fn"), Double.NaN,
               Map.of("forward", 8 * elements, "backward", 12 * elements, "copy", 8 * elements));
         }
+        case "Norm" -> {
+          double elements = NormBenchmark.elements(params.getParam("kind"));
+          return new Workload(params.getParam("kind"), Double.NaN,
+              Map.of("forward", 8 * elements, "backward", 12 * elements, "copy", 8 * elements));
+        }
         case "Conv2d" -> {
           return new Workload(params.getParam("shape"), Conv2dBenchmark.shape(params.getParam("shape")).flops(),
               Map.of());

@@ -44,7 +44,8 @@ public final class LanesCli {
           List.of("forward", "backwardData", "backwardWeights", "gemm1024"), java.util.Map.of()),
       new Group("pool", PoolBenchmark.class, "kind", List.of("forward", "backward", "copy"), java.util.Map.of()),
       new Group("activation", ActivationBenchmark.class, "fn", List.of("forward", "backward", "copy"),
-          java.util.Map.of()));
+          java.util.Map.of()),
+      new Group("norm", NormBenchmark.class, "kind", List.of("forward", "backward", "copy"), java.util.Map.of()));
 
   /**
    * Methods of one benchmark class run together; {@code split} names the parameter whose values
