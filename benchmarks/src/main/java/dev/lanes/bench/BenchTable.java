@@ -237,6 +237,10 @@ final class BenchTable {
           return new Workload(params.getParam("kind"), Double.NaN,
               Map.of("forward", 8 * elements, "backward", 12 * elements, "copy", 8 * elements));
         }
+        case "Adam" -> {
+          double n = AdamBenchmark.PARAMETERS;
+          return new Workload(params.getParam("size"), Double.NaN, Map.of("adam", 28 * n, "copy", 8 * n));
+        }
         case "Conv2d" -> {
           return new Workload(params.getParam("shape"), Conv2dBenchmark.shape(params.getParam("shape")).flops(),
               Map.of());
