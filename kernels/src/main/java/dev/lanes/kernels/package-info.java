@@ -1,8 +1,12 @@
 /**
  * The public kernels: {@link dev.lanes.kernels.Gemm}, {@link dev.lanes.kernels.Conv2d} and
  * {@link dev.lanes.kernels.Conv1d}, {@link dev.lanes.kernels.Pool2d} and
- * {@link dev.lanes.kernels.GlobalPool}, {@link dev.lanes.kernels.Softmax}, and the types their calls
- * take ({@link dev.lanes.kernels.Transpose}, {@link dev.lanes.kernels.Parallelism}). Convolution and
+ * {@link dev.lanes.kernels.GlobalPool}, {@link dev.lanes.kernels.Softmax} (with the fused
+ * cross-entropy), {@link dev.lanes.kernels.Activation}, {@link dev.lanes.kernels.Loss},
+ * {@link dev.lanes.kernels.LayerNorm}, {@link dev.lanes.kernels.BatchNorm},
+ * {@link dev.lanes.kernels.Dropout}, {@link dev.lanes.kernels.Embedding},
+ * {@link dev.lanes.kernels.Elementwise} and {@link dev.lanes.kernels.Optimizer}, and the types their
+ * calls take ({@link dev.lanes.kernels.Transpose}, {@link dev.lanes.kernels.Parallelism}). Convolution and
  * pooling describe their shape once in an immutable, validated object built with a builder, as a
  * oneDNN primitive descriptor does; the other kernels are static methods.
  *
