@@ -158,17 +158,22 @@ public final class Activation {
     Checks.nonNegative(n, "n");
     Elementwise.span(n, x, xOffset, "x", false);
     Elementwise.span(n, y, yOffset, "y", true);
+    run(n, x, 4 * xOffset, y, 4 * yOffset);
+  }
+
+  /** The forward on byte offsets, arguments already validated (for kernels built on this one). */
+  void run(long n, MemorySegment x, long xAt, MemorySegment y, long yAt) {
     long whole = n - n % LANES;
     for (long done = 0; done < whole; done += CHUNK) {
-      forwardLoop(function, alpha, Math.min(CHUNK, whole - done), x, 4 * (xOffset + done), y, 4 * (yOffset + done));
+      forwardLoop(function, alpha, Math.min(CHUNK, whole - done), x, xAt + 4 * done, y, yAt + 4 * done);
     }
     if (whole < n) {
       // The last n % LANES floats go through one whole vector of scratch (see TAIL).
       MemorySegment stage = SCRATCH.get();
       long rest = 4 * (n - whole);
-      MemorySegment.copy(x, 4 * (xOffset + whole), stage, TAIL, rest);
+      MemorySegment.copy(x, xAt + 4 * whole, stage, TAIL, rest);
       forwardLoop(function, alpha, LANES, stage, TAIL, stage, TAIL);
-      MemorySegment.copy(stage, TAIL, y, 4 * (yOffset + whole), rest);
+      MemorySegment.copy(stage, TAIL, y, yAt + 4 * whole, rest);
     }
   }
 

@@ -1,0 +1,310 @@
+package dev.lanes.kernels;
+
+import java.lang.foreign.MemorySegment;
+
+/**
+ * A single-layer LSTM over a whole sequence, forward and backward through time, with PyTorch's
+ * conventions so that its weights import as they are.
+ *
+ * <h2>Layout</h2>
+ * <ul>
+ *   <li>x {@code [T, B, I]} (time-major), y {@code [T, B, H]} (h_t for every step),
+ *       h0, c0, hT, cT {@code [B, H]}; all row-major float32.
+ *   <li>{@code W_ih [4H, I]}, {@code W_hh [4H, H]}, {@code b_ih [4H]}, {@code b_hh [4H]}, with the
+ *       gate order i, f, g, o.
+ * </ul>
+ * <pre>
+ *   [i f g o] = x_t W_ih^T + b_ih + h_{t-1} W_hh^T + b_hh
+ *   i, f, o = sigmoid(.), g = tanh(.)
+ *   c_t = f c_{t-1} + i g,   h_t = o tanh(c_t)
+ * </pre>
+ *
+ * <h2>How</h2>
+ * The input projection of all T steps is one GEMM ({@code [T B, I] x [I, 4H]}) into the
+ * workspace, on top of the summed biases. Each step then adds one GEMM of {@code h_{t-1} W_hh^T}
+ * and runs the activations and one fused pointwise pass. The workspace keeps what the backward
+ * needs: the activated gates {@code [T, B, 4H]}, then c {@code [T, B, H]}, then a copy of c0
+ * {@code [B, H]} and two {@code [B, H]} rows of backward scratch (see {@link #workspaceFloats()}).
+ * The backward runs one fused pass and one GEMM ({@code dgates_t W_hh}) per step, writing the
+ * pre-activation gradients over the saved gates, then gets every weight gradient from GEMMs
+ * merged across time: {@code dW_ih = dG^T X}, {@code dW_hh = dG^T [h0; y_0..y_{T-2}]},
+ * {@code dx = dG W_ih}.
+ *
+ * <h2>State, chunks and single steps</h2>
+ * h0 and c0 may be null (zeros), and hT, cT may be null (not wanted). For truncated BPTT, pass
+ * each chunk's hT and cT as the next chunk's h0 and c0, and the backward's dh0 and dc0 as the
+ * previous chunk's dhT and dcT. An LSTM of T = 1 is the single-step cell for inference.
+ *
+ * <p>Stacking layers: the y of one layer is the x of the next. Every call checks every buffer
+ * before anything is written; gradients are overwritten, not accumulated.
+ */
+public final class Lstm {
+  private final int steps;
+  private final int batch;
+  private final int input;
+  private final int hidden;
+
+  private Lstm(int steps, int batch, int input, int hidden) {
+    this.steps = steps;
+    this.batch = batch;
+    this.input = input;
+    this.hidden = hidden;
+  }
+
+  /** An LSTM over T steps of a batch of B, input size I and hidden size H, all at least 1. */
+  public static Lstm of(int steps, int batch, int input, int hidden) {
+    Checks.positive(steps, "steps");
+    Checks.positive(batch, "batch");
+    Checks.positive(input, "input");
+    Checks.positive(hidden, "hidden");
+    if ((long) steps * batch * 5 * hidden > Integer.MAX_VALUE || 4L * hidden * Math.max(input, hidden) > Integer.MAX_VALUE) {
+      throw new IllegalArgumentException("LSTM of T=" + steps + " B=" + batch + " I=" + input + " H=" + hidden
+          + " is too large for int32 GEMM dimensions");
+    }
+    return new Lstm(steps, batch, input, hidden);
+  }
+
+  public int steps() {
+    return steps;
+  }
+
+  public int batch() {
+    return batch;
+  }
+
+  public int input() {
+    return input;
+  }
+
+  public int hidden() {
+    return hidden;
+  }
+
+  /** Floats of workspace a forward and its backward need: {@code T B 5H + 3 B H}. */
+  public long workspaceFloats() {
+    return (long) steps * batch * 5 * hidden + 3L * batch * hidden;
+  }
+
+  private long gatesAt(long wsOffset, int t) {
+    return wsOffset + (long) t * batch * 4 * hidden;
+  }
+
+  private long cellAt(long wsOffset, int t) {
+    return wsOffset + (long) steps * batch * 4 * hidden + (long) t * batch * hidden;
+  }
+
+  /** c0's copy; cellAt(-1). */
+  private long initialCellAt(long wsOffset) {
+    return cellAt(wsOffset, steps);
+  }
+
+  private long scratchAt(long wsOffset, int which) {
+    return initialCellAt(wsOffset) + (long) (1 + which) * batch * hidden;
+  }
+
+  /**
+   * Forward over the sequence. Biases may be null (no bias), h0 and c0 null (zeros), hT and cT
+   * null. The workspace ({@link #workspaceFloats()}) is kept for {@link #backward}.
+   */
+  public void forward(MemorySegment x, long xOffset, MemorySegment wIh, long wIhOffset, MemorySegment wHh,
+      long wHhOffset, MemorySegment bIh, long bIhOffset, MemorySegment bHh, long bHhOffset, MemorySegment h0,
+      long h0Offset, MemorySegment c0, long c0Offset, MemorySegment y, long yOffset, MemorySegment hT, long hTOffset,
+      MemorySegment cT, long cTOffset, MemorySegment workspace, long workspaceOffset, Parallelism parallelism) {
+    int g4 = 4 * hidden;
+    long rows = (long) steps * batch;
+    check("x", x, xOffset, rows * input, false);
+    checkWeights(wIh, wIhOffset, wHh, wHhOffset);
+    checkOptional("b_ih", bIh, bIhOffset, g4, false);
+    checkOptional("b_hh", bHh, bHhOffset, g4, false);
+    checkOptional("h0", h0, h0Offset, (long) batch * hidden, false);
+    checkOptional("c0", c0, c0Offset, (long) batch * hidden, false);
+    check("y", y, yOffset, rows * hidden, true);
+    checkOptional("hT", hT, hTOffset, (long) batch * hidden, true);
+    checkOptional("cT", cT, cTOffset, (long) batch * hidden, true);
+    check("workspace", workspace, workspaceOffset, workspaceFloats(), true);
+    Checks.notNull(parallelism, "parallelism");
+
+    long gates = gatesAt(workspaceOffset, 0);
+    // Every gate row starts as b_ih + b_hh; the input GEMM adds onto it.
+    SegmentLoops.fill(workspace, 4 * gates, g4, 0f);
+    if (bIh != null) {
+      SegmentLoops.addInto(bIh, 4 * bIhOffset, workspace, 4 * gates, g4);
+    }
+    if (bHh != null) {
+      SegmentLoops.addInto(bHh, 4 * bHhOffset, workspace, 4 * gates, g4);
+    }
+    for (long r = 1; r < rows; r++) {
+      SegmentLoops.copy(workspace, 4 * gates, workspace, 4 * (gates + r * g4), g4);
+    }
+    Gemm.multiply(false, true, (int) rows, g4, input, 1f, x, xOffset, input, wIh, wIhOffset, input, 1f, workspace,
+        gates, g4, parallelism);
+    long initialCell = initialCellAt(workspaceOffset);
+    if (c0 != null) {
+      SegmentLoops.copy(c0, 4 * c0Offset, workspace, 4 * initialCell, batch * hidden);
+    } else {
+      SegmentLoops.fill(workspace, 4 * initialCell, batch * hidden, 0f);
+    }
+    for (int t = 0; t < steps; t++) {
+      long gt = gatesAt(workspaceOffset, t);
+      MemorySegment hPrev = t == 0 ? h0 : y;
+      long hPrevOffset = t == 0 ? h0Offset : yOffset + (long) (t - 1) * batch * hidden;
+      if (hPrev != null) {
+        Gemm.multiply(false, true, batch, g4, hidden, 1f, hPrev, hPrevOffset, hidden, wHh, wHhOffset, hidden, 1f,
+            workspace, gt, g4, parallelism);
+      }
+      long cPrev = t == 0 ? initialCell : cellAt(workspaceOffset, t - 1);
+      for (int b = 0; b < batch; b++) {
+        long row = 4 * (gt + (long) b * g4);
+        Activation.SIGMOID.run(2L * hidden, workspace, row, workspace, row);
+        Activation.TANH.run(hidden, workspace, row + 8L * hidden, workspace, row + 8L * hidden);
+        Activation.SIGMOID.run(hidden, workspace, row + 12L * hidden, workspace, row + 12L * hidden);
+        long unit = (long) b * hidden;
+        LstmLoops.cellForward(hidden, workspace, row, workspace, 4 * (cPrev + unit), workspace,
+            4 * (cellAt(workspaceOffset, t) + unit), y, 4 * (yOffset + (long) t * batch * hidden + unit));
+      }
+    }
+    int state = batch * hidden;
+    if (hT != null) {
+      SegmentLoops.copy(y, 4 * (yOffset + (rows - batch) * hidden), hT, 4 * hTOffset, state);
+    }
+    if (cT != null) {
+      SegmentLoops.copy(workspace, 4 * cellAt(workspaceOffset, steps - 1), cT, 4 * cTOffset, state);
+    }
+  }
+
+  /**
+   * Backward through time from the forward's workspace (which it consumes: the saved gates are
+   * overwritten by their gradients). dy may be null (only dhT, dcT flow in), as may dhT and dcT
+   * (zero), dx (a first layer), dbIh and dbHh (no bias), and dh0 and dc0. h0 is the forward's (or
+   * null for zeros), and y its output.
+   */
+  public void backward(MemorySegment x, long xOffset, MemorySegment wIh, long wIhOffset, MemorySegment wHh,
+      long wHhOffset, MemorySegment h0, long h0Offset, MemorySegment y, long yOffset, MemorySegment dy, long dyOffset,
+      MemorySegment dhT, long dhTOffset, MemorySegment dcT, long dcTOffset, MemorySegment dx, long dxOffset,
+      MemorySegment dwIh, long dwIhOffset, MemorySegment dwHh, long dwHhOffset, MemorySegment dbIh, long dbIhOffset,
+      MemorySegment dbHh, long dbHhOffset, MemorySegment dh0, long dh0Offset, MemorySegment dc0, long dc0Offset,
+      MemorySegment workspace, long workspaceOffset, Parallelism parallelism) {
+    int g4 = 4 * hidden;
+    long rows = (long) steps * batch;
+    int state = batch * hidden;
+    check("x", x, xOffset, rows * input, false);
+    checkWeights(wIh, wIhOffset, wHh, wHhOffset);
+    checkOptional("h0", h0, h0Offset, state, false);
+    check("y", y, yOffset, rows * hidden, false);
+    checkOptional("dy", dy, dyOffset, rows * hidden, false);
+    checkOptional("dhT", dhT, dhTOffset, state, false);
+    checkOptional("dcT", dcT, dcTOffset, state, false);
+    checkOptional("dx", dx, dxOffset, rows * input, true);
+    check("dW_ih", dwIh, dwIhOffset, (long) g4 * input, true);
+    check("dW_hh", dwHh, dwHhOffset, (long) g4 * hidden, true);
+    checkOptional("db_ih", dbIh, dbIhOffset, g4, true);
+    checkOptional("db_hh", dbHh, dbHhOffset, g4, true);
+    checkOptional("dh0", dh0, dh0Offset, state, true);
+    checkOptional("dc0", dc0, dc0Offset, state, true);
+    check("workspace", workspace, workspaceOffset, workspaceFloats(), true);
+    Checks.notNull(parallelism, "parallelism");
+
+    long dh = scratchAt(workspaceOffset, 0);
+    long dc = scratchAt(workspaceOffset, 1);
+    startFrom(dhT, dhTOffset, workspace, dh, state);
+    startFrom(dcT, dcTOffset, workspace, dc, state);
+    for (int t = steps - 1; t >= 0; t--) {
+      long gt = gatesAt(workspaceOffset, t);
+      if (dy != null) {
+        SegmentLoops.addInto(dy, 4 * (dyOffset + (long) t * state), workspace, 4 * dh, state);
+      }
+      long cPrev = t == 0 ? initialCellAt(workspaceOffset) : cellAt(workspaceOffset, t - 1);
+      for (int b = 0; b < batch; b++) {
+        long unit = (long) b * hidden;
+        LstmLoops.cellBackward(hidden, workspace, 4 * (gt + (long) b * g4), workspace, 4 * (cPrev + unit), workspace,
+            4 * (cellAt(workspaceOffset, t) + unit), workspace, 4 * (dh + unit), workspace, 4 * (dc + unit));
+      }
+      // dh_{t-1} = dgates_t W_hh: [B, 4H] x [4H, H].
+      Gemm.multiply(false, false, batch, hidden, g4, 1f, workspace, gt, g4, wHh, wHhOffset, hidden, 0f, workspace, dh,
+          hidden, parallelism);
+    }
+    long dGates = gatesAt(workspaceOffset, 0);
+    // dW_ih = dG^T X: [4H, T B] x [T B, I].
+    Gemm.multiply(true, false, g4, input, (int) rows, 1f, workspace, dGates, g4, x, xOffset, input, 0f, dwIh,
+        dwIhOffset, input, parallelism);
+    // dW_hh = dG_0^T h0 + dG_{1..}^T y_{0..T-2}.
+    float beta = 0f;
+    if (h0 != null) {
+      Gemm.multiply(true, false, g4, hidden, batch, 1f, workspace, dGates, g4, h0, h0Offset, hidden, 0f, dwHh,
+          dwHhOffset, hidden, parallelism);
+      beta = 1f;
+    }
+    if (steps > 1) {
+      Gemm.multiply(true, false, g4, hidden, (int) (rows - batch), 1f, workspace, gatesAt(workspaceOffset, 1), g4, y,
+          yOffset, hidden, beta, dwHh, dwHhOffset, hidden, parallelism);
+    } else if (h0 == null) {
+      for (long r = 0; r < g4; r++) {
+        SegmentLoops.fill(dwHh, 4 * (dwHhOffset + r * hidden), hidden, 0f);
+      }
+    }
+    if (dbIh != null || dbHh != null) {
+      MemorySegment target = dbIh != null ? dbIh : dbHh;
+      long targetOffset = dbIh != null ? dbIhOffset : dbHhOffset;
+      Elementwise.biasBackward((int) rows, g4, 1, workspace, dGates, target, targetOffset, parallelism);
+      if (dbIh != null && dbHh != null) {
+        SegmentLoops.copy(dbIh, 4 * dbIhOffset, dbHh, 4 * dbHhOffset, g4);
+      }
+    }
+    if (dx != null) {
+      // dx = dG W_ih: [T B, 4H] x [4H, I].
+      Gemm.multiply(false, false, (int) rows, input, g4, 1f, workspace, dGates, g4, wIh, wIhOffset, input, 0f, dx,
+          dxOffset, input, parallelism);
+    }
+    if (dh0 != null) {
+      SegmentLoops.copy(workspace, 4 * dh, dh0, 4 * dh0Offset, state);
+    }
+    if (dc0 != null) {
+      SegmentLoops.copy(workspace, 4 * dc, dc0, 4 * dc0Offset, state);
+    }
+  }
+
+  private static void startFrom(MemorySegment source, long sourceOffset, MemorySegment workspace, long at, int n) {
+    if (source != null) {
+      SegmentLoops.copy(source, 4 * sourceOffset, workspace, 4 * at, n);
+    } else {
+      SegmentLoops.fill(workspace, 4 * at, n, 0f);
+    }
+  }
+
+  private void checkWeights(MemorySegment wIh, long wIhOffset, MemorySegment wHh, long wHhOffset) {
+    check("W_ih", wIh, wIhOffset, 4L * hidden * input, false);
+    check("W_hh", wHh, wHhOffset, 4L * hidden * hidden, false);
+  }
+
+  private void check(String name, MemorySegment s, long offset, long floats, boolean written) {
+    Checks.accessible(s, name, written);
+    if (offset < 0 || offset > Checks.floats(s) - floats) {
+      throw new IndexOutOfBoundsException(name + " " + shapeOf(name) + " needs " + floats + " floats at offset "
+          + offset + ", that is [" + offset + ", " + (offset + floats) + "), but its buffer holds " + Checks.floats(s));
+    }
+  }
+
+  private void checkOptional(String name, MemorySegment s, long offset, long floats, boolean written) {
+    if (s != null) {
+      check(name, s, offset, floats, written);
+    }
+  }
+
+  /** The documented shape of a named buffer, for error messages (built only on failure paths). */
+  private String shapeOf(String name) {
+    return switch (name) {
+      case "x", "dx" -> "[T,B,I] = [" + steps + "," + batch + "," + input + "]";
+      case "y", "dy" -> "[T,B,H] = [" + steps + "," + batch + "," + hidden + "]";
+      case "W_ih", "dW_ih" -> "[4H,I] = [" + 4 * hidden + "," + input + "]";
+      case "W_hh", "dW_hh" -> "[4H,H] = [" + 4 * hidden + "," + hidden + "]";
+      case "b_ih", "b_hh", "db_ih", "db_hh" -> "[4H] = [" + 4 * hidden + "]";
+      case "workspace" -> "(workspaceFloats() = " + workspaceFloats() + ")";
+      default -> "[B,H] = [" + batch + "," + hidden + "]";
+    };
+  }
+
+  @Override
+  public String toString() {
+    return "Lstm[T=" + steps + ", B=" + batch + ", I=" + input + ", H=" + hidden + "]";
+  }
+}
