@@ -24,8 +24,22 @@ import org.openjdk.jmh.results.RunResult;
 final class BenchTable {
   /** Benchmark methods that are Lanes itself; all others are baselines. */
   private static final String LANES_METHOD = "lanes";
-  /** The benchmark method that runs Lanes' 1024^3 GEMM beside a GEMM-based kernel. */
-  static final String GEMM_YARDSTICK = "gemm1024";
+  /**
+   * The benchmark methods that run a Lanes N^3 GEMM beside a GEMM-based kernel are named
+   * {@code gemm<N>} ({@code gemm1024} beside convolution, {@code gemm512} beside the recurrent
+   * cells).
+   */
+  private static final java.util.regex.Pattern GEMM_YARDSTICK = java.util.regex.Pattern.compile("gemm(\\d+)");
+
+  /** This row's GEMM yardstick method, or null. */
+  static String yardstick(Row row) {
+    for (String method : row.secondsPerOp.keySet()) {
+      if (GEMM_YARDSTICK.matcher(method).matches()) {
+        return method;
+      }
+    }
+    return null;
+  }
 
   private final double peakPerThreadGflops;
   private final Map<String, Row> rows = new LinkedHashMap<>();
@@ -151,7 +165,7 @@ final class BenchTable {
         "Lanes B/op", "OpenBLAS B/op");
     StringBuilder out = new StringBuilder();
     for (Row row : rows.values()) {
-      if (Double.isNaN(row.flopsPerOp) || row.secondsPerOp.containsKey(GEMM_YARDSTICK)) {
+      if (Double.isNaN(row.flopsPerOp) || yardstick(row) != null) {
         continue;
       }
       if (out.isEmpty()) {
@@ -176,28 +190,30 @@ final class BenchTable {
   private String renderAgainstGemm() {
     StringBuilder out = new StringBuilder();
     for (Row row : rows.values()) {
-      Double gemmSeconds = row.secondsPerOp.get(GEMM_YARDSTICK);
-      if (gemmSeconds == null) {
+      String yardstick = yardstick(row);
+      if (yardstick == null) {
         continue;
       }
+      double size = Double.parseDouble(yardstick.substring(4));
+      double gemmSeconds = row.secondsPerOp.get(yardstick);
       if (out.isEmpty()) {
         String header = String.format(Locale.ROOT, "%n%-8s %-10s %7s %-16s %11s %14s %8s %8s %10s", "kernel", "shape",
-            "threads", "op", "Lanes GF/s", "GEMM-1024 GF/s", "ratio", "% peak", "Lanes B/op");
+            "threads", "op", "Lanes GF/s", "GEMM-N GF/s", "ratio", "% peak", "Lanes B/op");
         out.append(header).append('\n').append("-".repeat(header.length() - 1)).append('\n');
       }
-      double gemm = 2.0 * 1024 * 1024 * 1024 / gemmSeconds / 1e9;
+      double gemm = 2.0 * size * size * size / gemmSeconds / 1e9;
       for (Map.Entry<String, Double> e : row.secondsPerOp.entrySet()) {
-        if (e.getKey().equals(GEMM_YARDSTICK)) {
+        if (e.getKey().equals(yardstick)) {
           continue;
         }
-        double gflops = row.flopsPerOp / e.getValue() / 1e9;
+        double gflops = row.workload.flops(e.getKey()) / e.getValue() / 1e9;
         out.append(String.format(Locale.ROOT, "%-8s %-10s %7d %-16s %11.1f %14.1f %8.2f %8s %10s%n", row.kernel,
             row.shape, row.threads, e.getKey(), gflops, gemm, gflops / gemm,
             number(100 * gflops / (peakPerThreadGflops * row.threads), "%.0f%%"), number(row.bytes(e.getKey()), "%.0f")));
       }
       out.append(String.format(Locale.ROOT, "%-8s %-10s %7d %-16s %11s %14.1f %8s %8s %10s%n", row.kernel, row.shape,
-          row.threads, GEMM_YARDSTICK, "-", gemm, "1.00", number(100 * gemm / (peakPerThreadGflops * row.threads),
-          "%.0f%%"), number(row.bytes(GEMM_YARDSTICK), "%.0f")));
+          row.threads, yardstick, "-", gemm, "1.00", number(100 * gemm / (peakPerThreadGflops * row.threads),
+          "%.0f%%"), number(row.bytes(yardstick), "%.0f")));
     }
     return out.toString();
   }
@@ -211,7 +227,16 @@ final class BenchTable {
    * kernels (NaN otherwise), and for memory-bound ones the bytes each op must at least read plus
    * write (4 per float or int touched), by method.
    */
-  record Workload(String shape, double flops, Map<String, Double> bytesByOp) {
+  record Workload(String shape, double flops, Map<String, Double> bytesByOp, Map<String, Double> flopsScale) {
+    Workload(String shape, double flops, Map<String, Double> bytesByOp) {
+      this(shape, flops, bytesByOp, Map.of());
+    }
+
+    /** Flops of one op of this method: the row's flops, times the method's scale if it has one. */
+    double flops(String method) {
+      return flops * flopsScale.getOrDefault(method, 1.0);
+    }
+
     static Workload of(String kernel, BenchmarkParams params) {
       switch (kernel) {
         case "Gemm" -> {
@@ -240,6 +265,13 @@ final class BenchTable {
         case "Adam" -> {
           double n = AdamBenchmark.PARAMETERS;
           return new Workload(params.getParam("size"), Double.NaN, Map.of("adam", 28 * n, "copy", 8 * n));
+        }
+        case "Lstm", "Gru" -> {
+          int gates = kernel.equals("Lstm") ? 4 : 3;
+          // 2 T B gates*H (I + H) for the forward; forward plus backward is three times that.
+          double flops = 2.0 * LstmBenchmark.T * LstmBenchmark.B * gates * LstmBenchmark.H
+              * (LstmBenchmark.I + LstmBenchmark.H);
+          return new Workload("T50 B64 I256 H256", flops, Map.of(), Map.of("forwardBackward", 3.0));
         }
         case "Conv2d" -> {
           return new Workload(params.getParam("shape"), Conv2dBenchmark.shape(params.getParam("shape")).flops(),

@@ -46,7 +46,9 @@ public final class LanesCli {
       new Group("activation", ActivationBenchmark.class, "fn", List.of("forward", "backward", "copy"),
           java.util.Map.of()),
       new Group("norm", NormBenchmark.class, "kind", List.of("forward", "backward", "copy"), java.util.Map.of()),
-      new Group("adam", AdamBenchmark.class, "size", List.of("adam", "copy"), java.util.Map.of()));
+      new Group("adam", AdamBenchmark.class, "size", List.of("adam", "copy"), java.util.Map.of()),
+      new Group("lstm", LstmBenchmark.class, "threads", List.of("forward", "forwardBackward", "gemm512"),
+          java.util.Map.of()));
 
   /**
    * Methods of one benchmark class run together; {@code split} names the parameter whose values

@@ -9,8 +9,10 @@ import jdk.incubator.vector.VectorSpecies;
 /**
  * The fused pointwise passes of {@link Lstm} over one batch row of H hidden units, on byte
  * offsets. A gate row holds {@code [i | f | g | o]}, H floats each, already activated. Each pass
- * is one loop whose only out-of-line arithmetic is {@link VectorMath#tanh}, small enough for C2
- * to inline whole.
+ * is one loop with at most one {@link VectorMath#tanh}, small enough for C2 to inline whole, and
+ * calls the Vector API directly (a small load helper was left out of line as "too large" on these
+ * short rows, and boxed). Masked steps: the rows are short and in L1, and the passes are a small
+ * part of a step next to its GEMM.
  */
 final class LstmLoops {
   private static final VectorSpecies<Float> SPECIES = FloatLanes.SPECIES;
@@ -19,67 +21,114 @@ final class LstmLoops {
 
   private LstmLoops() {}
 
-  private static FloatVector load(MemorySegment s, long at, long j, boolean full, VectorMask<Float> tail) {
-    return full ? FloatVector.fromMemorySegment(SPECIES, s, at + 4 * j, ORDER)
-        : FloatVector.fromMemorySegment(SPECIES, s, at + 4 * j, ORDER, tail);
+  /*
+   * Every pass is a loop over at most three or four input rows. A pass holding all four gates, the
+   * states and tanh was too big for C1 ("out of virtual registers in linear scan"), never got
+   * profiled, stayed in tier-2 code where the Vector API is not intrinsified, and boxed every
+   * vector (44 MB per forward of T50 B64 H256).
+   */
+
+  /** {@code c = f c_prev + i g}, then {@code h = o tanh(c)}. */
+  static void cellForward(int hidden, MemorySegment gates, long gAt, MemorySegment cPrev, long cPrevAt,
+      MemorySegment c, long cAt, MemorySegment h, long hAt) {
+    cellState(hidden, gates, gAt, cPrev, cPrevAt, c, cAt);
+    hiddenState(hidden, gates, gAt + 12L * hidden, c, cAt, h, hAt);
   }
 
-  private static void store(FloatVector v, MemorySegment s, long at, long j, boolean full, VectorMask<Float> tail) {
-    if (full) {
-      v.intoMemorySegment(s, at + 4 * j, ORDER);
-    } else {
-      v.intoMemorySegment(s, at + 4 * j, ORDER, tail);
+  private static void cellState(int hidden, MemorySegment gates, long gAt, MemorySegment cPrev, long cPrevAt,
+      MemorySegment c, long cAt) {
+    long quarter = 4L * hidden;
+    for (int j = 0; j < hidden; j += LANES) {
+      VectorMask<Float> m = SPECIES.indexInRange(j, hidden);
+      long at = 4L * j;
+      FloatVector ig = FloatVector.fromMemorySegment(SPECIES, gates, gAt + at, ORDER, m)
+          .mul(FloatVector.fromMemorySegment(SPECIES, gates, gAt + 2 * quarter + at, ORDER, m));
+      FloatVector.fromMemorySegment(SPECIES, gates, gAt + quarter + at, ORDER, m)
+          .fma(FloatVector.fromMemorySegment(SPECIES, cPrev, cPrevAt + at, ORDER, m), ig)
+          .intoMemorySegment(c, cAt + at, ORDER, m);
     }
   }
 
-  /** {@code c = f c_prev + i g}, {@code h = o tanh(c)}. */
-  static void cellForward(int hidden, MemorySegment gates, long gAt, MemorySegment cPrev, long cPrevAt,
-      MemorySegment c, long cAt, MemorySegment h, long hAt) {
-    long quarter = 4L * hidden;
-    int whole = hidden - hidden % LANES;
-    VectorMask<Float> tail = SPECIES.indexInRange(whole, hidden);
+  private static void hiddenState(int hidden, MemorySegment gates, long oAt, MemorySegment c, long cAt,
+      MemorySegment h, long hAt) {
     for (int j = 0; j < hidden; j += LANES) {
-      boolean full = j < whole;
-      FloatVector i = load(gates, gAt, j, full, tail);
-      FloatVector f = load(gates, gAt + quarter, j, full, tail);
-      FloatVector g = load(gates, gAt + 2 * quarter, j, full, tail);
-      FloatVector o = load(gates, gAt + 3 * quarter, j, full, tail);
-      FloatVector cell = f.fma(load(cPrev, cPrevAt, j, full, tail), i.mul(g));
-      store(cell, c, cAt, j, full, tail);
-      store(o.mul(VectorMath.tanh(cell)), h, hAt, j, full, tail);
+      VectorMask<Float> m = SPECIES.indexInRange(j, hidden);
+      long at = 4L * j;
+      FloatVector tc = VectorMath.tanh(FloatVector.fromMemorySegment(SPECIES, c, cAt + at, ORDER, m));
+      FloatVector.fromMemorySegment(SPECIES, gates, oAt + at, ORDER, m).mul(tc).intoMemorySegment(h, hAt + at, ORDER, m);
     }
   }
 
   /**
    * One step back through the cell. In: the activated gates, c_prev and c, dh (the gradient of
    * h_t, upstream included) and dc (of c_t from the step after). Out: the gradients of the four
-   * pre-activations written over the gate row, and dc replaced by the gradient of c_prev.
+   * pre-activations written over the gate row, dc replaced by the gradient of c_prev, and dh by
+   * {@code do} (the caller recomputes dh from the gates next).
    * <pre>
    *   do = dh tanh(c);   dc += dh o (1 - tanh(c)^2)
-   *   dI = dc g i (1 - i);   dF = dc c_prev f (1 - f);   dG = dc i (1 - g^2);   dO = do o (1 - o)
+   *   dI = dc g i (1 - i);   dG = dc i (1 - g^2);   dF = dc c_prev f (1 - f);   dO = do o (1 - o)
    *   dc_prev = dc f
    * </pre>
    */
   static void cellBackward(int hidden, MemorySegment gates, long gAt, MemorySegment cPrev, long cPrevAt,
       MemorySegment c, long cAt, MemorySegment dh, long dhAt, MemorySegment dc, long dcAt) {
     long quarter = 4L * hidden;
-    int whole = hidden - hidden % LANES;
-    VectorMask<Float> tail = SPECIES.indexInRange(whole, hidden);
+    throughTanh(hidden, gates, gAt + 3 * quarter, c, cAt, dh, dhAt, dc, dcAt);
+    inputAndCandidate(hidden, gates, gAt, gAt + 2 * quarter, dc, dcAt);
+    forgetAndCarry(hidden, gates, gAt + quarter, cPrev, cPrevAt, dc, dcAt);
+    output(hidden, gates, gAt + 3 * quarter, dh, dhAt);
+  }
+
+  /** {@code dc += dh o (1 - tanh(c)^2)}, {@code dh = dh tanh(c)} (that is, do). */
+  private static void throughTanh(int hidden, MemorySegment gates, long oAt, MemorySegment c, long cAt,
+      MemorySegment dh, long dhAt, MemorySegment dc, long dcAt) {
     for (int j = 0; j < hidden; j += LANES) {
-      boolean full = j < whole;
-      FloatVector i = load(gates, gAt, j, full, tail);
-      FloatVector f = load(gates, gAt + quarter, j, full, tail);
-      FloatVector g = load(gates, gAt + 2 * quarter, j, full, tail);
-      FloatVector o = load(gates, gAt + 3 * quarter, j, full, tail);
-      FloatVector d = load(dh, dhAt, j, full, tail);
-      FloatVector tc = VectorMath.tanh(load(c, cAt, j, full, tail));
-      FloatVector dcell = d.mul(o).mul(tc.neg().fma(tc, ONE)).add(load(dc, dcAt, j, full, tail));
-      store(dcell.mul(g).mul(i).mul(ONE.sub(i)), gates, gAt, j, full, tail);
-      store(dcell.mul(load(cPrev, cPrevAt, j, full, tail)).mul(f).mul(ONE.sub(f)), gates, gAt + quarter, j, full,
-          tail);
-      store(dcell.mul(i).mul(g.neg().fma(g, ONE)), gates, gAt + 2 * quarter, j, full, tail);
-      store(d.mul(tc).mul(o).mul(ONE.sub(o)), gates, gAt + 3 * quarter, j, full, tail);
-      store(dcell.mul(f), dc, dcAt, j, full, tail);
+      VectorMask<Float> m = SPECIES.indexInRange(j, hidden);
+      long at = 4L * j;
+      FloatVector d = FloatVector.fromMemorySegment(SPECIES, dh, dhAt + at, ORDER, m);
+      FloatVector tc = VectorMath.tanh(FloatVector.fromMemorySegment(SPECIES, c, cAt + at, ORDER, m));
+      d.mul(FloatVector.fromMemorySegment(SPECIES, gates, oAt + at, ORDER, m)).mul(tc.neg().fma(tc, ONE))
+          .add(FloatVector.fromMemorySegment(SPECIES, dc, dcAt + at, ORDER, m)).intoMemorySegment(dc, dcAt + at, ORDER, m);
+      d.mul(tc).intoMemorySegment(dh, dhAt + at, ORDER, m);
+    }
+  }
+
+  /** {@code dI = dc g i (1 - i)} and {@code dG = dc i (1 - g^2)}, over i and g. */
+  private static void inputAndCandidate(int hidden, MemorySegment gates, long iAt, long gAt, MemorySegment dc,
+      long dcAt) {
+    for (int j = 0; j < hidden; j += LANES) {
+      VectorMask<Float> m = SPECIES.indexInRange(j, hidden);
+      long at = 4L * j;
+      FloatVector i = FloatVector.fromMemorySegment(SPECIES, gates, iAt + at, ORDER, m);
+      FloatVector g = FloatVector.fromMemorySegment(SPECIES, gates, gAt + at, ORDER, m);
+      FloatVector dcell = FloatVector.fromMemorySegment(SPECIES, dc, dcAt + at, ORDER, m);
+      dcell.mul(g).mul(i).mul(ONE.sub(i)).intoMemorySegment(gates, iAt + at, ORDER, m);
+      dcell.mul(i).mul(g.neg().fma(g, ONE)).intoMemorySegment(gates, gAt + at, ORDER, m);
+    }
+  }
+
+  /** {@code dF = dc c_prev f (1 - f)} over f, and {@code dc = dc f}. */
+  private static void forgetAndCarry(int hidden, MemorySegment gates, long fAt, MemorySegment cPrev, long cPrevAt,
+      MemorySegment dc, long dcAt) {
+    for (int j = 0; j < hidden; j += LANES) {
+      VectorMask<Float> m = SPECIES.indexInRange(j, hidden);
+      long at = 4L * j;
+      FloatVector f = FloatVector.fromMemorySegment(SPECIES, gates, fAt + at, ORDER, m);
+      FloatVector dcell = FloatVector.fromMemorySegment(SPECIES, dc, dcAt + at, ORDER, m);
+      dcell.mul(FloatVector.fromMemorySegment(SPECIES, cPrev, cPrevAt + at, ORDER, m)).mul(f).mul(ONE.sub(f))
+          .intoMemorySegment(gates, fAt + at, ORDER, m);
+      dcell.mul(f).intoMemorySegment(dc, dcAt + at, ORDER, m);
+    }
+  }
+
+  /** {@code dO = do o (1 - o)} over o. */
+  private static void output(int hidden, MemorySegment gates, long oAt, MemorySegment dOut, long doAt) {
+    for (int j = 0; j < hidden; j += LANES) {
+      VectorMask<Float> m = SPECIES.indexInRange(j, hidden);
+      long at = 4L * j;
+      FloatVector o = FloatVector.fromMemorySegment(SPECIES, gates, oAt + at, ORDER, m);
+      FloatVector.fromMemorySegment(SPECIES, dOut, doAt + at, ORDER, m).mul(o).mul(ONE.sub(o))
+          .intoMemorySegment(gates, oAt + at, ORDER, m);
     }
   }
 
