@@ -269,8 +269,8 @@ final class BenchTable {
         case "Lstm", "Gru" -> {
           int gates = kernel.equals("Lstm") ? 4 : 3;
           // 2 T B gates*H (I + H) for the forward; forward plus backward is three times that.
-          double flops = 2.0 * LstmBenchmark.T * LstmBenchmark.B * gates * LstmBenchmark.H
-              * (LstmBenchmark.I + LstmBenchmark.H);
+          double flops = 2.0 * RecurrentBenchmarkBase.T * RecurrentBenchmarkBase.B * gates * RecurrentBenchmarkBase.H
+              * (RecurrentBenchmarkBase.I + RecurrentBenchmarkBase.H);
           return new Workload("T50 B64 I256 H256", flops, Map.of(), Map.of("forwardBackward", 3.0));
         }
         case "Conv2d" -> {

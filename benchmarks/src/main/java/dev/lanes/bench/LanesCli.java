@@ -48,6 +48,8 @@ public final class LanesCli {
       new Group("norm", NormBenchmark.class, "kind", List.of("forward", "backward", "copy"), java.util.Map.of()),
       new Group("adam", AdamBenchmark.class, "size", List.of("adam", "copy"), java.util.Map.of()),
       new Group("lstm", LstmBenchmark.class, "threads", List.of("forward", "forwardBackward", "gemm512"),
+          java.util.Map.of()),
+      new Group("gru", GruBenchmark.class, "threads", List.of("forward", "forwardBackward", "gemm512"),
           java.util.Map.of()));
 
   /**

@@ -43,24 +43,19 @@ public final class Lstm {
   private final int batch;
   private final int input;
   private final int hidden;
+  private final RecurrentChecks checks;
 
   private Lstm(int steps, int batch, int input, int hidden) {
     this.steps = steps;
     this.batch = batch;
     this.input = input;
     this.hidden = hidden;
+    this.checks = new RecurrentChecks(steps, batch, input, hidden, 4, workspaceFloats());
   }
 
   /** An LSTM over T steps of a batch of B, input size I and hidden size H, all at least 1. */
   public static Lstm of(int steps, int batch, int input, int hidden) {
-    Checks.positive(steps, "steps");
-    Checks.positive(batch, "batch");
-    Checks.positive(input, "input");
-    Checks.positive(hidden, "hidden");
-    if ((long) steps * batch * 5 * hidden > Integer.MAX_VALUE || 4L * hidden * Math.max(input, hidden) > Integer.MAX_VALUE) {
-      throw new IllegalArgumentException("LSTM of T=" + steps + " B=" + batch + " I=" + input + " H=" + hidden
-          + " is too large for int32 GEMM dimensions");
-    }
+    RecurrentChecks.dimensions(steps, batch, input, hidden, 4);
     return new Lstm(steps, batch, input, hidden);
   }
 
@@ -112,16 +107,16 @@ public final class Lstm {
       MemorySegment cT, long cTOffset, MemorySegment workspace, long workspaceOffset, Parallelism parallelism) {
     int g4 = 4 * hidden;
     long rows = (long) steps * batch;
-    check("x", x, xOffset, rows * input, false);
-    checkWeights(wIh, wIhOffset, wHh, wHhOffset);
-    checkOptional("b_ih", bIh, bIhOffset, g4, false);
-    checkOptional("b_hh", bHh, bHhOffset, g4, false);
-    checkOptional("h0", h0, h0Offset, (long) batch * hidden, false);
-    checkOptional("c0", c0, c0Offset, (long) batch * hidden, false);
-    check("y", y, yOffset, rows * hidden, true);
-    checkOptional("hT", hT, hTOffset, (long) batch * hidden, true);
-    checkOptional("cT", cT, cTOffset, (long) batch * hidden, true);
-    check("workspace", workspace, workspaceOffset, workspaceFloats(), true);
+    checks.check("x", x, xOffset, rows * input, false);
+    checks.weights(wIh, wIhOffset, wHh, wHhOffset);
+    checks.optional("b_ih", bIh, bIhOffset, g4, false);
+    checks.optional("b_hh", bHh, bHhOffset, g4, false);
+    checks.optional("h0", h0, h0Offset, (long) batch * hidden, false);
+    checks.optional("c0", c0, c0Offset, (long) batch * hidden, false);
+    checks.check("y", y, yOffset, rows * hidden, true);
+    checks.optional("hT", hT, hTOffset, (long) batch * hidden, true);
+    checks.optional("cT", cT, cTOffset, (long) batch * hidden, true);
+    checks.check("workspace", workspace, workspaceOffset, workspaceFloats(), true);
     Checks.notNull(parallelism, "parallelism");
 
     long gates = gatesAt(workspaceOffset, 0);
@@ -187,21 +182,21 @@ public final class Lstm {
     int g4 = 4 * hidden;
     long rows = (long) steps * batch;
     int state = batch * hidden;
-    check("x", x, xOffset, rows * input, false);
-    checkWeights(wIh, wIhOffset, wHh, wHhOffset);
-    checkOptional("h0", h0, h0Offset, state, false);
-    check("y", y, yOffset, rows * hidden, false);
-    checkOptional("dy", dy, dyOffset, rows * hidden, false);
-    checkOptional("dhT", dhT, dhTOffset, state, false);
-    checkOptional("dcT", dcT, dcTOffset, state, false);
-    checkOptional("dx", dx, dxOffset, rows * input, true);
-    check("dW_ih", dwIh, dwIhOffset, (long) g4 * input, true);
-    check("dW_hh", dwHh, dwHhOffset, (long) g4 * hidden, true);
-    checkOptional("db_ih", dbIh, dbIhOffset, g4, true);
-    checkOptional("db_hh", dbHh, dbHhOffset, g4, true);
-    checkOptional("dh0", dh0, dh0Offset, state, true);
-    checkOptional("dc0", dc0, dc0Offset, state, true);
-    check("workspace", workspace, workspaceOffset, workspaceFloats(), true);
+    checks.check("x", x, xOffset, rows * input, false);
+    checks.weights(wIh, wIhOffset, wHh, wHhOffset);
+    checks.optional("h0", h0, h0Offset, state, false);
+    checks.check("y", y, yOffset, rows * hidden, false);
+    checks.optional("dy", dy, dyOffset, rows * hidden, false);
+    checks.optional("dhT", dhT, dhTOffset, state, false);
+    checks.optional("dcT", dcT, dcTOffset, state, false);
+    checks.optional("dx", dx, dxOffset, rows * input, true);
+    checks.check("dW_ih", dwIh, dwIhOffset, (long) g4 * input, true);
+    checks.check("dW_hh", dwHh, dwHhOffset, (long) g4 * hidden, true);
+    checks.optional("db_ih", dbIh, dbIhOffset, g4, true);
+    checks.optional("db_hh", dbHh, dbHhOffset, g4, true);
+    checks.optional("dh0", dh0, dh0Offset, state, true);
+    checks.optional("dc0", dc0, dc0Offset, state, true);
+    checks.check("workspace", workspace, workspaceOffset, workspaceFloats(), true);
     Checks.notNull(parallelism, "parallelism");
 
     long dh = scratchAt(workspaceOffset, 0);
@@ -224,24 +219,8 @@ public final class Lstm {
           hidden, parallelism);
     }
     long dGates = gatesAt(workspaceOffset, 0);
-    // dW_ih = dG^T X: [4H, T B] x [T B, I].
-    Gemm.multiply(true, false, g4, input, (int) rows, 1f, workspace, dGates, g4, x, xOffset, input, 0f, dwIh,
-        dwIhOffset, input, parallelism);
-    // dW_hh = dG_0^T h0 + dG_{1..}^T y_{0..T-2}.
-    float beta = 0f;
-    if (h0 != null) {
-      Gemm.multiply(true, false, g4, hidden, batch, 1f, workspace, dGates, g4, h0, h0Offset, hidden, 0f, dwHh,
-          dwHhOffset, hidden, parallelism);
-      beta = 1f;
-    }
-    if (steps > 1) {
-      Gemm.multiply(true, false, g4, hidden, (int) (rows - batch), 1f, workspace, gatesAt(workspaceOffset, 1), g4, y,
-          yOffset, hidden, beta, dwHh, dwHhOffset, hidden, parallelism);
-    } else if (h0 == null) {
-      for (long r = 0; r < g4; r++) {
-        SegmentLoops.fill(dwHh, 4 * (dwHhOffset + r * hidden), hidden, 0f);
-      }
-    }
+    checks.mergedGradients(workspace, dGates, dGates, x, xOffset, wIh, wIhOffset, h0, h0Offset, y, yOffset, dx,
+        dxOffset, dwIh, dwIhOffset, dwHh, dwHhOffset, parallelism);
     if (dbIh != null || dbHh != null) {
       MemorySegment target = dbIh != null ? dbIh : dbHh;
       long targetOffset = dbIh != null ? dbIhOffset : dbHhOffset;
@@ -249,11 +228,6 @@ public final class Lstm {
       if (dbIh != null && dbHh != null) {
         SegmentLoops.copy(dbIh, 4 * dbIhOffset, dbHh, 4 * dbHhOffset, g4);
       }
-    }
-    if (dx != null) {
-      // dx = dG W_ih: [T B, 4H] x [4H, I].
-      Gemm.multiply(false, false, (int) rows, input, g4, 1f, workspace, dGates, g4, wIh, wIhOffset, input, 0f, dx,
-          dxOffset, input, parallelism);
     }
     if (dh0 != null) {
       SegmentLoops.copy(workspace, 4 * dh, dh0, 4 * dh0Offset, state);
@@ -269,38 +243,6 @@ public final class Lstm {
     } else {
       SegmentLoops.fill(workspace, 4 * at, n, 0f);
     }
-  }
-
-  private void checkWeights(MemorySegment wIh, long wIhOffset, MemorySegment wHh, long wHhOffset) {
-    check("W_ih", wIh, wIhOffset, 4L * hidden * input, false);
-    check("W_hh", wHh, wHhOffset, 4L * hidden * hidden, false);
-  }
-
-  private void check(String name, MemorySegment s, long offset, long floats, boolean written) {
-    Checks.accessible(s, name, written);
-    if (offset < 0 || offset > Checks.floats(s) - floats) {
-      throw new IndexOutOfBoundsException(name + " " + shapeOf(name) + " needs " + floats + " floats at offset "
-          + offset + ", that is [" + offset + ", " + (offset + floats) + "), but its buffer holds " + Checks.floats(s));
-    }
-  }
-
-  private void checkOptional(String name, MemorySegment s, long offset, long floats, boolean written) {
-    if (s != null) {
-      check(name, s, offset, floats, written);
-    }
-  }
-
-  /** The documented shape of a named buffer, for error messages (built only on failure paths). */
-  private String shapeOf(String name) {
-    return switch (name) {
-      case "x", "dx" -> "[T,B,I] = [" + steps + "," + batch + "," + input + "]";
-      case "y", "dy" -> "[T,B,H] = [" + steps + "," + batch + "," + hidden + "]";
-      case "W_ih", "dW_ih" -> "[4H,I] = [" + 4 * hidden + "," + input + "]";
-      case "W_hh", "dW_hh" -> "[4H,H] = [" + 4 * hidden + "," + hidden + "]";
-      case "b_ih", "b_hh", "db_ih", "db_hh" -> "[4H] = [" + 4 * hidden + "]";
-      case "workspace" -> "(workspaceFloats() = " + workspaceFloats() + ")";
-      default -> "[B,H] = [" + batch + "," + hidden + "]";
-    };
   }
 
   @Override

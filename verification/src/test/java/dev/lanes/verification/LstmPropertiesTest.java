@@ -1,5 +1,12 @@
 package dev.lanes.verification;
 
+import static dev.lanes.verification.RecurrentCases.TINY;
+import static dev.lanes.verification.RecurrentCases.U;
+import static dev.lanes.verification.RecurrentCases.close;
+import static dev.lanes.verification.RecurrentCases.compare;
+import static dev.lanes.verification.RecurrentCases.concat;
+import static dev.lanes.verification.RecurrentCases.seg;
+import static dev.lanes.verification.RecurrentCases.values;
 import static org.junit.jupiter.api.Assertions.assertArrayEquals;
 import static org.junit.jupiter.api.Assertions.assertThrows;
 import static org.junit.jupiter.api.Assertions.assertTrue;
@@ -21,8 +28,6 @@ import org.quicktheories.generators.SourceDSL;
  * ({@code u = 2^-24}).
  */
 class LstmPropertiesTest {
-  private static final double U = Math.scalb(1.0, -24);
-  private static final double TINY = Math.scalb(1.0, -126);
 
   /** A random LSTM problem; weights scaled by 1/sqrt(fan-in), as PyTorch initializes them. */
   record Problem(int steps, int batch, int input, int hidden, float[] x, float[] wIh, float[] wHh, float[] bIh,
@@ -40,18 +45,6 @@ class LstmPropertiesTest {
           state ? values(r, b * h, 1) : null, values(r, t * b * h, 1), r.nextBoolean() ? values(r, b * h, 1) : null,
           r.nextBoolean() ? values(r, b * h, 1) : null);
     }
-  }
-
-  private static float[] values(SplittableRandom r, int n, double scale) {
-    float[] v = new float[n];
-    for (int i = 0; i < n; i++) {
-      v[i] = (float) ((r.nextDouble() * 2 - 1) * scale);
-    }
-    return v;
-  }
-
-  private static MemorySegment seg(float[] v) {
-    return v == null ? null : MemorySegment.ofArray(v);
   }
 
   // ---- The reference against central differences ----
@@ -100,20 +93,6 @@ class LstmPropertiesTest {
         }, quotient, 30);
       }
     });
-  }
-
-  private static double[] concat(double[]... parts) {
-    int n = 0;
-    for (double[] part : parts) {
-      n += part.length;
-    }
-    double[] all = new double[n];
-    int at = 0;
-    for (double[] part : parts) {
-      System.arraycopy(part, 0, all, at, part.length);
-      at += part.length;
-    }
-    return all;
   }
 
   private static double[] ones(int n) {
@@ -259,12 +238,6 @@ class LstmPropertiesTest {
     });
   }
 
-  private static void compare(String what, long seed, float[] got, double[] want, double[] magnitude, double k) {
-    for (int i = 0; i < got.length; i++) {
-      close(what, seed, -1, i, got[i], want[i], k * U * magnitude[i] + TINY);
-    }
-  }
-
   @Test
   void resultsDoNotDependOnTheThreadCountAndChunksChainThroughTheState() {
     Properties.qt(20).forAll(SourceDSL.longs().all()).checkAssert(seed -> {
@@ -293,11 +266,4 @@ class LstmPropertiesTest {
     assertThrows(IllegalArgumentException.class, () -> Lstm.of(0, 1, 1, 1));
   }
 
-  private static void close(String what, long seed, int step, int i, double got, double want, double bound) {
-    if (!(Math.abs(got - want) <= bound)) {
-      throw new AssertionError(what + (step >= 0 ? " at step " + step : "") + "[" + i + "] = " + got
-          + " but reference " + want + ": error " + Math.abs(got - want) + " > bound " + bound + " (case seed "
-          + seed + ")");
-    }
-  }
 }
