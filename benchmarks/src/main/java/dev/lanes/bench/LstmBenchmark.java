@@ -3,8 +3,6 @@ package dev.lanes.bench;
 import dev.lanes.kernels.Lstm;
 import java.lang.foreign.MemorySegment;
 import org.openjdk.jmh.annotations.Benchmark;
-import org.openjdk.jmh.annotations.Level;
-import org.openjdk.jmh.annotations.Setup;
 
 /** The LSTM layer of {@link RecurrentBenchmarkBase} (T50 B64 I256 H256), with c0 and cT too. */
 public class LstmBenchmark extends RecurrentBenchmarkBase {
@@ -23,8 +21,8 @@ public class LstmBenchmark extends RecurrentBenchmarkBase {
     return lstm.workspaceFloats();
   }
 
-  @Setup(Level.Trial)
-  public void setUpCell() {
+  @Override
+  protected void setUpLayer() {
     c0 = BenchData.uniform(arena, (long) B * H, 7);
     cT = BenchData.zeros(arena, (long) B * H);
     dc0 = BenchData.zeros(arena, (long) B * H);

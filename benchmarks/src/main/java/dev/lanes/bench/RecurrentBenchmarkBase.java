@@ -83,7 +83,11 @@ public abstract class RecurrentBenchmarkBase extends BenchmarkDefaults {
     dh0 = BenchData.zeros(arena, (long) B * H);
     workspace = BenchData.zeros(arena, workspaceFloats());
     gemm = new GemmYardstick(arena, 512, parallelism);
+    setUpLayer();
   }
+
+  /** Operands only one layer has; called at the end of the setup (JMH runs a subclass's own setup first). */
+  protected void setUpLayer() {}
 
   @TearDown(Level.Trial)
   public void tearDown() {
