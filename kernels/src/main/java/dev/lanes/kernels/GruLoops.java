@@ -20,19 +20,15 @@ final class GruLoops {
 
   private GruLoops() {}
 
-  private static FloatVector load(MemorySegment s, long at, VectorMask<Float> m) {
-    return FloatVector.fromMemorySegment(SPECIES, s, at, ORDER, m);
-  }
-
   /** {@code n_pre = gi_n + r gh_n} over the n slot, saving {@code gh_n} for the backward. */
   static void candidateInput(int hidden, MemorySegment gates, long rAt, long nAt, MemorySegment gh, long ghnAt,
       MemorySegment saved, long savedAt) {
     for (int j = 0; j < hidden; j += LANES) {
       VectorMask<Float> m = SPECIES.indexInRange(j, hidden);
       long at = 4L * j;
-      FloatVector recurrent = load(gh, ghnAt + at, m);
+      FloatVector recurrent = FloatVector.fromMemorySegment(SPECIES, gh, ghnAt + at, ORDER, m);
       recurrent.intoMemorySegment(saved, savedAt + at, ORDER, m);
-      load(gates, rAt + at, m).fma(recurrent, load(gates, nAt + at, m)).intoMemorySegment(gates, nAt + at, ORDER, m);
+      FloatVector.fromMemorySegment(SPECIES, gates, rAt + at, ORDER, m).fma(recurrent, FloatVector.fromMemorySegment(SPECIES, gates, nAt + at, ORDER, m)).intoMemorySegment(gates, nAt + at, ORDER, m);
     }
   }
 
@@ -42,8 +38,8 @@ final class GruLoops {
     for (int j = 0; j < hidden; j += LANES) {
       VectorMask<Float> m = SPECIES.indexInRange(j, hidden);
       long at = 4L * j;
-      FloatVector n = load(gates, nAt + at, m);
-      load(gates, zAt + at, m).fma(load(hPrev, hPrevAt + at, m).sub(n), n).intoMemorySegment(h, hAt + at, ORDER, m);
+      FloatVector n = FloatVector.fromMemorySegment(SPECIES, gates, nAt + at, ORDER, m);
+      FloatVector.fromMemorySegment(SPECIES, gates, zAt + at, ORDER, m).fma(FloatVector.fromMemorySegment(SPECIES, hPrev, hPrevAt + at, ORDER, m).sub(n), n).intoMemorySegment(h, hAt + at, ORDER, m);
     }
   }
 
@@ -57,10 +53,10 @@ final class GruLoops {
     for (int j = 0; j < hidden; j += LANES) {
       VectorMask<Float> m = SPECIES.indexInRange(j, hidden);
       long at = 4L * j;
-      FloatVector z = load(gates, zAt + at, m);
-      FloatVector n = load(gates, nAt + at, m);
-      FloatVector d = load(dh, dhAt + at, m);
-      d.mul(load(hPrev, hPrevAt + at, m).sub(n)).mul(z).mul(ONE.sub(z)).intoMemorySegment(gates, zAt + at, ORDER, m);
+      FloatVector z = FloatVector.fromMemorySegment(SPECIES, gates, zAt + at, ORDER, m);
+      FloatVector n = FloatVector.fromMemorySegment(SPECIES, gates, nAt + at, ORDER, m);
+      FloatVector d = FloatVector.fromMemorySegment(SPECIES, dh, dhAt + at, ORDER, m);
+      d.mul(FloatVector.fromMemorySegment(SPECIES, hPrev, hPrevAt + at, ORDER, m).sub(n)).mul(z).mul(ONE.sub(z)).intoMemorySegment(gates, zAt + at, ORDER, m);
       d.mul(ONE.sub(z)).mul(n.neg().fma(n, ONE)).intoMemorySegment(gates, nAt + at, ORDER, m);
       d.mul(z).intoMemorySegment(direct, directAt + at, ORDER, m);
     }
@@ -75,10 +71,10 @@ final class GruLoops {
     for (int j = 0; j < hidden; j += LANES) {
       VectorMask<Float> m = SPECIES.indexInRange(j, hidden);
       long at = 4L * j;
-      FloatVector r = load(gates, rAt + at, m);
-      FloatVector dn = load(gates, nAt + at, m);
+      FloatVector r = FloatVector.fromMemorySegment(SPECIES, gates, rAt + at, ORDER, m);
+      FloatVector dn = FloatVector.fromMemorySegment(SPECIES, gates, nAt + at, ORDER, m);
       dn.mul(r).intoMemorySegment(dgh, dghnAt + at, ORDER, m);
-      dn.mul(load(savedGhn, ghnAt + at, m)).mul(r).mul(ONE.sub(r)).intoMemorySegment(gates, rAt + at, ORDER, m);
+      dn.mul(FloatVector.fromMemorySegment(SPECIES, savedGhn, ghnAt + at, ORDER, m)).mul(r).mul(ONE.sub(r)).intoMemorySegment(gates, rAt + at, ORDER, m);
     }
   }
 }

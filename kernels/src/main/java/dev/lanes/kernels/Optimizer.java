@@ -164,8 +164,13 @@ public final class Optimizer {
       throw new IllegalArgumentException("maxNorm = " + maxNorm + " must be > 0");
     }
     for (int s = 0; s < grads.length; s++) {
-      Checks.nonNegative(lengths[s], "lengths[" + s + "]");
-      Elementwise.span(lengths[s], grads[s], offsets[s], "grads[" + s + "]", true);
+      // Names are built only for a bad entry, so a valid call allocates nothing.
+      if (lengths[s] < 0 || grads[s] == null || offsets[s] < 0 || offsets[s] > Checks.floats(grads[s]) - lengths[s]
+          || grads[s].isReadOnly() || !grads[s].scope().isAlive()) {
+        Checks.nonNegative(lengths[s], "lengths[" + s + "]");
+        Elementwise.span(lengths[s], grads[s], offsets[s], "grads[" + s + "]", true);
+      }
+      Checks.accessible(grads[s], "grads", true);
     }
     double squares = 0;
     for (int s = 0; s < grads.length; s++) {
