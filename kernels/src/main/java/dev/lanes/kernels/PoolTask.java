@@ -147,7 +147,9 @@ final class PoolTask implements ParallelTask {
    * per output vector, 176 MB per 32x64x112x112 max pool).
    */
   private static VectorMask<Float> inside(int first, int width) {
-    return SPECIES.indexInRange(first, width).andNot(SPECIES.indexInRange(first, 0));
+    // Integer compares: indexInRange with a negative start is not intrinsified and allocates.
+    IntVector column = IOTA.add(first);
+    return column.compare(VectorOperators.GE, 0).and(column.compare(VectorOperators.LT, width)).cast(SPECIES);
   }
 
   /**
@@ -185,20 +187,60 @@ final class PoolTask implements ParallelTask {
    * Folds tap (row at {@code rowAt}, column offset {@code left}) into the row's running max:
    * output ow sees input column {@code ow*stride + left}. PyTorch's rule: a value replaces the
    * max if it is greater, or NaN.
+   *
+   * <p>Two passes through a per-thread row of tap values: gathering the tap (masked loads, the
+   * stride-2 permute) and folding it in (compare, blend, argmax) in one loop was too big for C1
+   * ("out of virtual registers"), stayed in tier-2 code and, inlined by C2 into the row loop, ran
+   * past the inlining node budget: 63 MB boxed per 8x64x112x112 3x3 stride-2 padded pool.
    */
   private static void maxTap(MemorySegment x, long rowAt, int left, int stride, int width, int rowStart,
       MemorySegment y, long yRow, MemorySegment idx, long idxRow, int outWidth) {
+    MemorySegment taps = tapRow(outWidth);
+    gatherTap(x, rowAt, left, stride, width, taps, outWidth);
+    foldMax(taps, rowStart + left, stride, y, yRow, idx, idxRow, outWidth);
+  }
+
+  private static final ThreadLocal<MemorySegment[]> TAP_ROW = ThreadLocal.withInitial(() -> new MemorySegment[1]);
+
+  /** This thread's row of tap values, with a vector of slack; grown once, then reused. */
+  private static MemorySegment tapRow(int outWidth) {
+    MemorySegment[] holder = TAP_ROW.get();
+    long bytes = 4L * (outWidth + LANES);
+    if (holder[0] == null || holder[0].byteSize() < bytes) {
+      holder[0] = java.lang.foreign.Arena.ofAuto().allocate(Math.max(bytes, 4096), 64);
+    }
+    return holder[0];
+  }
+
+  /** {@code taps[ow] = x[ow*stride + left]}, -inf where that column is outside [0, width). */
+  private static void gatherTap(MemorySegment x, long rowAt, int left, int stride, int width, MemorySegment taps,
+      int outWidth) {
     for (int ow0 = 0; ow0 < outWidth; ow0 += LANES) {
       int first = ow0 * stride + left;
-      VectorMask<Float> in0 = inside(first, width);
+      // Lanes whose column is in [0, width), from integer compares: indexInRange with a negative
+      // start (the left padding) is not intrinsified, and its Java fallback allocates.
+      IntVector column = IOTA.add(first);
+      VectorMask<Float> in0 = column.compare(VectorOperators.GE, 0).and(column.compare(VectorOperators.LT, width))
+          .cast(SPECIES);
       FloatVector v = NEG_INF.blend(FloatVector.fromMemorySegment(SPECIES, x, rowAt + 4L * first, ORDER, in0), in0);
       if (stride == 2) {
-        VectorMask<Float> in1 = inside(first + LANES, width);
-        FloatVector hi = NEG_INF.blend(
-            FloatVector.fromMemorySegment(SPECIES, x, rowAt + 4L * (first + LANES), ORDER, in1), in1);
+        int second = first + LANES;
+        IntVector high = IOTA.add(second);
+        VectorMask<Float> in1 = high.compare(VectorOperators.GE, 0).and(high.compare(VectorOperators.LT, width))
+            .cast(SPECIES);
+        FloatVector hi = NEG_INF.blend(FloatVector.fromMemorySegment(SPECIES, x, rowAt + 4L * second, ORDER, in1), in1);
         v = EVEN.selectFrom(v, hi);
       }
+      v.intoMemorySegment(taps, 4L * ow0, ORDER);
+    }
+  }
+
+  /** Folds the gathered taps into y and, where they win, their element index into idx. */
+  private static void foldMax(MemorySegment taps, int firstIndex, int stride, MemorySegment y, long yRow,
+      MemorySegment idx, long idxRow, int outWidth) {
+    for (int ow0 = 0; ow0 < outWidth; ow0 += LANES) {
       VectorMask<Float> present = SPECIES.indexInRange(ow0, outWidth);
+      FloatVector v = FloatVector.fromMemorySegment(SPECIES, taps, 4L * ow0, ORDER);
       long at = yRow + 4L * ow0;
       FloatVector best = FloatVector.fromMemorySegment(SPECIES, y, at, ORDER, present);
       VectorMask<Float> takes = v.compare(VectorOperators.GT, best).or(v.test(VectorOperators.IS_NAN)).and(present);
@@ -206,7 +248,7 @@ final class PoolTask implements ParallelTask {
       if (idx != null) {
         long ia = idxRow + 4L * ow0;
         IntVector arg = IntVector.fromMemorySegment(INTS, idx, ia, ORDER, present.cast(INTS));
-        arg.blend(IOTA.mul(stride).add(rowStart + first), takes.cast(INTS))
+        arg.blend(IOTA.add(ow0).mul(stride).add(firstIndex), takes.cast(INTS))
             .intoMemorySegment(idx, ia, ORDER, present.cast(INTS));
       }
     }
