@@ -90,7 +90,7 @@ public final class LanesCli {
     java.util.Map<String, String> paramOverrides = new java.util.LinkedHashMap<>();
 
     @Option(names = "--fma-ports", defaultValue = "2",
-        description = "FMA units per core used for % of peak (default: ${DEFAULT-VALUE}).")
+        description = "FMA units per core used for %% of peak (default: ${DEFAULT-VALUE}).")
     int fmaPorts;
 
     @Option(names = "--result", defaultValue = "benchmarks/target/bench-result.json",
