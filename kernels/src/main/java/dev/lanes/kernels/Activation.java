@@ -204,12 +204,12 @@ public final class Activation {
 
   /** {@link #forward(long, MemorySegment, long, MemorySegment, long)} on arrays. */
   public void forward(int n, float[] x, int xOffset, float[] y, int yOffset) {
-    forward(n, array(x, "x"), xOffset, array(y, "y"), yOffset);
+    forward(n, Checks.array(x, "x"), xOffset, Checks.array(y, "y"), yOffset);
   }
 
   /** {@link #backward(long, MemorySegment, long, MemorySegment, long, MemorySegment, long)} on arrays. */
   public void backward(int n, float[] x, int xOffset, float[] dy, int dyOffset, float[] dx, int dxOffset) {
-    backward(n, array(x, "x"), xOffset, array(dy, "dy"), dyOffset, array(dx, "dx"), dxOffset);
+    backward(n, Checks.array(x, "x"), xOffset, Checks.array(dy, "dy"), dyOffset, Checks.array(dx, "dx"), dxOffset);
   }
 
   // ---- PReLU: a learned slope per channel ----
@@ -260,9 +260,6 @@ public final class Activation {
     Checks.tensor("a", "[slopes]", slopes, -1, -1, -1, aOffset, Checks.floats(a));
   }
 
-  static MemorySegment array(float[] values, String name) {
-    return MemorySegment.ofArray(Checks.notNull(values, name));
-  }
 
   /*
    * The loops: one small method per function and direction, each with one masked step, so that

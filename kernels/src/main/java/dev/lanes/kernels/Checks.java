@@ -129,6 +129,11 @@ final class Checks {
     }
   }
 
+  /** A heap segment over an array argument of a {@code float[]} overload; null is rejected by name. */
+  static MemorySegment array(float[] values, String name) {
+    return MemorySegment.ofArray(notNull(values, name));
+  }
+
   /** Length of a segment in whole floats. */
   static long floats(MemorySegment segment) {
     return segment.byteSize() / Float.BYTES;

@@ -366,8 +366,8 @@ public final class Conv2d {
   /** {@code y = conv(x, w) + b} on arrays on up to {@code parallelism} threads; {@code bias} may be null. */
   public void forward(float[] x, int xOffset, float[] w, int wOffset, float[] bias, int biasOffset,
       float[] y, int yOffset, Parallelism parallelism) {
-    forward(segment(x, "x"), xOffset, segment(w, "w"), wOffset, bias == null ? null : MemorySegment.ofArray(bias),
-        biasOffset, segment(y, "y"), yOffset, null, parallelism);
+    forward(Checks.array(x, "x"), xOffset, Checks.array(w, "w"), wOffset, bias == null ? null : MemorySegment.ofArray(bias),
+        biasOffset, Checks.array(y, "y"), yOffset, null, parallelism);
   }
 
   // ---- backward: data ----
@@ -398,7 +398,7 @@ public final class Conv2d {
   /** {@code dx = dL/dx} on arrays on up to {@code parallelism} threads. */
   public void backwardData(float[] dy, int dyOffset, float[] w, int wOffset, float[] dx, int dxOffset,
       Parallelism parallelism) {
-    backwardData(segment(dy, "dy"), dyOffset, segment(w, "w"), wOffset, segment(dx, "dx"), dxOffset, null,
+    backwardData(Checks.array(dy, "dy"), dyOffset, Checks.array(w, "w"), wOffset, Checks.array(dx, "dx"), dxOffset, null,
         parallelism);
   }
 
@@ -430,7 +430,7 @@ public final class Conv2d {
   /** {@code dw = dL/dw} on arrays on up to {@code parallelism} threads. */
   public void backwardWeights(float[] x, int xOffset, float[] dy, int dyOffset, float[] dw, int dwOffset,
       Parallelism parallelism) {
-    backwardWeights(segment(x, "x"), xOffset, segment(dy, "dy"), dyOffset, segment(dw, "dw"), dwOffset, null,
+    backwardWeights(Checks.array(x, "x"), xOffset, Checks.array(dy, "dy"), dyOffset, Checks.array(dw, "dw"), dwOffset, null,
         parallelism);
   }
 
@@ -451,7 +451,7 @@ public final class Conv2d {
 
   /** {@code db = dL/db} on arrays. */
   public void backwardBias(float[] dy, int dyOffset, float[] db, int dbOffset) {
-    backwardBias(segment(dy, "dy"), dyOffset, segment(db, "db"), dbOffset, Parallelism.getDefault());
+    backwardBias(Checks.array(dy, "dy"), dyOffset, Checks.array(db, "db"), dbOffset, Parallelism.getDefault());
   }
 
   // ---- validation ----
@@ -489,9 +489,6 @@ public final class Conv2d {
     }
   }
 
-  private static MemorySegment segment(float[] array, String name) {
-    return MemorySegment.ofArray(Checks.notNull(array, name));
-  }
 
   @Override
   public String toString() {

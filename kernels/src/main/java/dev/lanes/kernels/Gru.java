@@ -20,44 +20,18 @@ import java.lang.foreign.MemorySegment;
  * one GEMM per step, then gets the weight gradients from GEMMs merged across time. h0 may be null
  * (zeros); hT, dy, dhT, dx, the bias gradients and dh0 may be null. Gradients are overwritten.
  */
-public final class Gru {
-  private final int steps;
-  private final int batch;
-  private final int input;
-  private final int hidden;
-  private final RecurrentChecks checks;
-
+public final class Gru extends RecurrentLayer {
   private Gru(int steps, int batch, int input, int hidden) {
-    this.steps = steps;
-    this.batch = batch;
-    this.input = input;
-    this.hidden = hidden;
-    this.checks = new RecurrentChecks(steps, batch, input, hidden, 3, workspaceFloats());
+    super(steps, batch, input, hidden, 3);
   }
 
   /** A GRU over T steps of a batch of B, input size I and hidden size H, all at least 1. */
   public static Gru of(int steps, int batch, int input, int hidden) {
-    RecurrentChecks.dimensions(steps, batch, input, hidden, 3);
     return new Gru(steps, batch, input, hidden);
   }
 
-  public int steps() {
-    return steps;
-  }
-
-  public int batch() {
-    return batch;
-  }
-
-  public int input() {
-    return input;
-  }
-
-  public int hidden() {
-    return hidden;
-  }
-
   /** Floats of workspace a forward and its backward need: {@code T B 7H + 5 B H}. */
+  @Override
   public long workspaceFloats() {
     return (long) steps * batch * 7 * hidden + 5L * batch * hidden;
   }
@@ -222,10 +196,5 @@ public final class Gru {
     if (dh0 != null) {
       SegmentLoops.copy(workspace, 4 * dh, dh0, 4 * dh0Offset, state);
     }
-  }
-
-  @Override
-  public String toString() {
-    return "Gru[T=" + steps + ", B=" + batch + ", I=" + input + ", H=" + hidden + "]";
   }
 }

@@ -75,14 +75,14 @@ public final class Loss {
   /** {@link #binaryCrossEntropyWithLogits(long, MemorySegment, long, MemorySegment, long, MemorySegment, long)} on arrays; dx may be null. */
   public static float binaryCrossEntropyWithLogits(int n, float[] x, int xOffset, float[] t, int tOffset, float[] dx,
       int dxOffset) {
-    return binaryCrossEntropyWithLogits(n, Activation.array(x, "x"), xOffset, Activation.array(t, "t"), tOffset,
+    return binaryCrossEntropyWithLogits(n, Checks.array(x, "x"), xOffset, Checks.array(t, "t"), tOffset,
         dx == null ? null : MemorySegment.ofArray(dx), dxOffset);
   }
 
   /** {@link #meanSquaredError(long, MemorySegment, long, MemorySegment, long, MemorySegment, long)} on arrays; dp may be null. */
   public static float meanSquaredError(int n, float[] p, int pOffset, float[] t, int tOffset, float[] dp,
       int dpOffset) {
-    return meanSquaredError(n, Activation.array(p, "p"), pOffset, Activation.array(t, "t"), tOffset,
+    return meanSquaredError(n, Checks.array(p, "p"), pOffset, Checks.array(t, "t"), tOffset,
         dp == null ? null : MemorySegment.ofArray(dp), dpOffset);
   }
 

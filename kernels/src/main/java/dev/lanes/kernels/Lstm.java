@@ -38,44 +38,18 @@ import java.lang.foreign.MemorySegment;
  * <p>Stacking layers: the y of one layer is the x of the next. Every call checks every buffer
  * before anything is written; gradients are overwritten, not accumulated.
  */
-public final class Lstm {
-  private final int steps;
-  private final int batch;
-  private final int input;
-  private final int hidden;
-  private final RecurrentChecks checks;
-
+public final class Lstm extends RecurrentLayer {
   private Lstm(int steps, int batch, int input, int hidden) {
-    this.steps = steps;
-    this.batch = batch;
-    this.input = input;
-    this.hidden = hidden;
-    this.checks = new RecurrentChecks(steps, batch, input, hidden, 4, workspaceFloats());
+    super(steps, batch, input, hidden, 4);
   }
 
   /** An LSTM over T steps of a batch of B, input size I and hidden size H, all at least 1. */
   public static Lstm of(int steps, int batch, int input, int hidden) {
-    RecurrentChecks.dimensions(steps, batch, input, hidden, 4);
     return new Lstm(steps, batch, input, hidden);
   }
 
-  public int steps() {
-    return steps;
-  }
-
-  public int batch() {
-    return batch;
-  }
-
-  public int input() {
-    return input;
-  }
-
-  public int hidden() {
-    return hidden;
-  }
-
   /** Floats of workspace a forward and its backward need: {@code T B 5H + 3 B H}. */
+  @Override
   public long workspaceFloats() {
     return (long) steps * batch * 5 * hidden + 3L * batch * hidden;
   }
@@ -243,10 +217,5 @@ public final class Lstm {
     } else {
       SegmentLoops.fill(workspace, 4 * at, n, 0f);
     }
-  }
-
-  @Override
-  public String toString() {
-    return "Lstm[T=" + steps + ", B=" + batch + ", I=" + input + ", H=" + hidden + "]";
   }
 }

@@ -214,14 +214,14 @@ public final class Pool2d {
 
   /** {@code y = max_pool(x)} on arrays; {@code argmax} may be null. */
   public void maxForward(float[] x, int xOffset, float[] y, int yOffset, int[] argmax, int argmaxOffset) {
-    maxForward(segment(x, "x"), xOffset, segment(y, "y"), yOffset,
+    maxForward(Checks.array(x, "x"), xOffset, Checks.array(y, "y"), yOffset,
         argmax == null ? null : MemorySegment.ofArray(argmax), argmaxOffset, Parallelism.getDefault());
   }
 
   /** {@code dx = dL/dx} on arrays. */
   public void maxBackward(float[] dy, int dyOffset, int[] argmax, int argmaxOffset, float[] dx, int dxOffset) {
-    maxBackward(segment(dy, "dy"), dyOffset, MemorySegment.ofArray(Checks.notNull(argmax, "argmax")), argmaxOffset,
-        segment(dx, "dx"), dxOffset, Parallelism.getDefault());
+    maxBackward(Checks.array(dy, "dy"), dyOffset, MemorySegment.ofArray(Checks.notNull(argmax, "argmax")), argmaxOffset,
+        Checks.array(dx, "dx"), dxOffset, Parallelism.getDefault());
   }
 
   // ---- average ----
@@ -246,12 +246,12 @@ public final class Pool2d {
 
   /** {@code y = avg_pool(x)} on arrays. */
   public void avgForward(float[] x, int xOffset, float[] y, int yOffset, boolean countIncludePad) {
-    avgForward(segment(x, "x"), xOffset, segment(y, "y"), yOffset, countIncludePad, Parallelism.getDefault());
+    avgForward(Checks.array(x, "x"), xOffset, Checks.array(y, "y"), yOffset, countIncludePad, Parallelism.getDefault());
   }
 
   /** {@code dx = dL/dx} of average pooling, on arrays. */
   public void avgBackward(float[] dy, int dyOffset, float[] dx, int dxOffset, boolean countIncludePad) {
-    avgBackward(segment(dy, "dy"), dyOffset, segment(dx, "dx"), dxOffset, countIncludePad, Parallelism.getDefault());
+    avgBackward(Checks.array(dy, "dy"), dyOffset, Checks.array(dx, "dx"), dxOffset, countIncludePad, Parallelism.getDefault());
   }
 
   private void input(String name, MemorySegment s, long offset, boolean written) {
@@ -264,9 +264,6 @@ public final class Pool2d {
     Checks.tensor(name, "[N,C,Hout,Wout]", batch, channels, outHeight, outWidth, offset, Checks.floats(s));
   }
 
-  private static MemorySegment segment(float[] array, String name) {
-    return MemorySegment.ofArray(Checks.notNull(array, name));
-  }
 
   @Override
   public String toString() {

@@ -12,15 +12,13 @@ final class RecurrentChecks {
   private final int input;
   private final int hidden;
   private final int gates;
-  private final long workspaceFloats;
 
-  RecurrentChecks(int steps, int batch, int input, int hidden, int gates, long workspaceFloats) {
+  RecurrentChecks(int steps, int batch, int input, int hidden, int gates) {
     this.steps = steps;
     this.batch = batch;
     this.input = input;
     this.hidden = hidden;
     this.gates = gates;
-    this.workspaceFloats = workspaceFloats;
   }
 
   /** Dimensions every layer must have, and that its GEMMs can address with int32. */
@@ -63,7 +61,7 @@ final class RecurrentChecks {
       case "W_ih", "dW_ih" -> "[" + g + ",I] = [" + gates * hidden + "," + input + "]";
       case "W_hh", "dW_hh" -> "[" + g + ",H] = [" + gates * hidden + "," + hidden + "]";
       case "b_ih", "b_hh", "db_ih", "db_hh" -> "[" + g + "] = [" + gates * hidden + "]";
-      case "workspace" -> "(workspaceFloats() = " + workspaceFloats + ")";
+      case "workspace" -> "(see workspaceFloats())";
       default -> "[B,H] = [" + batch + "," + hidden + "]";
     };
   }

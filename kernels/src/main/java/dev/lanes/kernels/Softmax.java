@@ -198,7 +198,7 @@ public final class Softmax {
   /** {@link #crossEntropy(int, int, MemorySegment, long, MemorySegment, long, int, MemorySegment, long)} on arrays; dlogits may be null. */
   public static float crossEntropy(int rows, int cols, float[] logits, int logitsOffset, int[] labels,
       int labelsOffset, int ignoreIndex, float[] dlogits, int dlogitsOffset) {
-    return crossEntropy(rows, cols, segment(logits, "logits"), logitsOffset,
+    return crossEntropy(rows, cols, Checks.array(logits, "logits"), logitsOffset,
         MemorySegment.ofArray(Checks.notNull(labels, "labels")), labelsOffset, ignoreIndex,
         dlogits == null ? null : MemorySegment.ofArray(dlogits), dlogitsOffset);
   }
@@ -206,35 +206,32 @@ public final class Softmax {
   /** {@link #crossEntropyProbabilities(int, int, MemorySegment, long, MemorySegment, long, MemorySegment, long)} on arrays. */
   public static float crossEntropyProbabilities(int rows, int cols, float[] logits, int logitsOffset, float[] targets,
       int targetsOffset, float[] dlogits, int dlogitsOffset) {
-    return crossEntropyProbabilities(rows, cols, segment(logits, "logits"), logitsOffset, segment(targets, "targets"),
+    return crossEntropyProbabilities(rows, cols, Checks.array(logits, "logits"), logitsOffset, Checks.array(targets, "targets"),
         targetsOffset, dlogits == null ? null : MemorySegment.ofArray(dlogits), dlogitsOffset);
   }
 
   /** {@link #forward(int, int, MemorySegment, long, MemorySegment, long)} on arrays. */
   public static void forward(int rows, int cols, float[] x, int xOffset, float[] y, int yOffset) {
-    forward(rows, cols, segment(x, "x"), xOffset, segment(y, "y"), yOffset);
+    forward(rows, cols, Checks.array(x, "x"), xOffset, Checks.array(y, "y"), yOffset);
   }
 
   /** {@link #logForward(int, int, MemorySegment, long, MemorySegment, long)} on arrays. */
   public static void logForward(int rows, int cols, float[] x, int xOffset, float[] z, int zOffset) {
-    logForward(rows, cols, segment(x, "x"), xOffset, segment(z, "z"), zOffset);
+    logForward(rows, cols, Checks.array(x, "x"), xOffset, Checks.array(z, "z"), zOffset);
   }
 
   /** {@link #backward(int, int, MemorySegment, long, MemorySegment, long, MemorySegment, long)} on arrays. */
   public static void backward(int rows, int cols, float[] y, int yOffset, float[] dy, int dyOffset,
       float[] dx, int dxOffset) {
-    backward(rows, cols, segment(y, "y"), yOffset, segment(dy, "dy"), dyOffset, segment(dx, "dx"), dxOffset);
+    backward(rows, cols, Checks.array(y, "y"), yOffset, Checks.array(dy, "dy"), dyOffset, Checks.array(dx, "dx"), dxOffset);
   }
 
   /** {@link #logBackward(int, int, MemorySegment, long, MemorySegment, long, MemorySegment, long)} on arrays. */
   public static void logBackward(int rows, int cols, float[] z, int zOffset, float[] dy, int dyOffset,
       float[] dx, int dxOffset) {
-    logBackward(rows, cols, segment(z, "z"), zOffset, segment(dy, "dy"), dyOffset, segment(dx, "dx"), dxOffset);
+    logBackward(rows, cols, Checks.array(z, "z"), zOffset, Checks.array(dy, "dy"), dyOffset, Checks.array(dx, "dx"), dxOffset);
   }
 
-  private static MemorySegment segment(float[] array, String name) {
-    return MemorySegment.ofArray(Checks.notNull(array, name));
-  }
 
   /** Validates shapes and buffers: {@code in} is read, {@code out} written, {@code grad} (if any) read. */
   private static void check(int rows, int cols, MemorySegment in, long inOffset, String inName,
