@@ -239,7 +239,7 @@ class LstmPropertiesTest {
   }
 
   @Test
-  void resultsDoNotDependOnTheThreadCountAndChunksChainThroughTheState() {
+  void resultsDoNotDependOnTheThreadCount() {
     Properties.qt(20).forAll(SourceDSL.longs().all()).checkAssert(seed -> {
       Problem p = Problem.random(seed, 4, 40, 60, 70);
       Run one = Run.of(p, Parallelism.sequential());
