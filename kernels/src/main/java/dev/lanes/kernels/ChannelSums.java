@@ -3,13 +3,12 @@ package dev.lanes.kernels;
 import java.lang.foreign.MemorySegment;
 import java.nio.ByteOrder;
 import jdk.incubator.vector.FloatVector;
-import jdk.incubator.vector.VectorOperators;
 import jdk.incubator.vector.VectorSpecies;
 
 /**
  * {@code out[c] = sum over n and p of x[n, c, p]} for an {@code [N, C, P]} tensor: the bias
  * gradient of a convolution (and of any per-channel bias). Threads split the channels, so every
- * sum runs in the same order, image by image, for any thread count.
+ * sum runs in the same order, image by image, for any thread count and any JIT tier.
  */
 final class ChannelSums implements ParallelTask {
   private static final ThreadLocal<ChannelSums> PER_THREAD = ThreadLocal.withInitial(ChannelSums::new);
@@ -73,6 +72,14 @@ final class ChannelSums implements ParallelTask {
     if (i < n) {
       acc = acc.add(FloatVector.fromMemorySegment(SPECIES, s, at + 4L * i, ORDER, SPECIES.indexInRange(i, n)));
     }
-    return acc.reduceLanes(VectorOperators.ADD);
+    // Lanes added in a fixed order, not by reduceLanes: its order of additions is unspecified
+    // and differs between the interpreter, C1 and C2, so two threads running this at different
+    // tiers gave different bits for the same channel (seen as a 1-ulp bias-gradient difference
+    // between 1 and 2 threads in a clean-clone CI run).
+    float total = 0f;
+    for (int lane = 0; lane < LANES; lane++) {
+      total += acc.lane(lane);
+    }
+    return total;
   }
 }
