@@ -57,6 +57,7 @@ final class BenchTable {
     final Workload workload;
     final Map<String, Double> secondsPerOp = new LinkedHashMap<>();
     final Map<String, Double> bytesPerOp = new LinkedHashMap<>();
+    final Map<String, Double> loopBytesPerOp = new LinkedHashMap<>();
 
     Row(String kernel, int threads, Workload workload) {
       this.kernel = kernel;
@@ -66,9 +67,18 @@ final class BenchTable {
       this.workload = workload;
     }
 
-    double bytes(String method) {
-      Double bytes = bytesPerOp.get(method);
-      return bytes == null ? Double.NaN : bytes;
+    /**
+     * The allocation column: bytes per op inside JMH's measured loop ({@link LoopAllocationProfiler}),
+     * then in parentheses JMH's whole-JVM {@code gc.alloc.rate.norm}, which adds JMH's own
+     * per-iteration bookkeeping spread over the iteration's ops.
+     */
+    String allocation(String method) {
+      Double jmh = bytesPerOp.get(method);
+      Double loop = loopBytesPerOp.get(method);
+      if (jmh == null && loop == null) {
+        return "-";
+      }
+      return number(loop == null ? Double.NaN : loop, "%.0f") + " (" + number(jmh == null ? Double.NaN : jmh, "%.0f") + ")";
     }
 
     double gflops(String method) {
@@ -93,6 +103,10 @@ final class BenchTable {
       Result alloc = result.getAggregatedResult().getSecondaryResults().get("gc.alloc.rate.norm");
       if (alloc != null) {
         row.bytesPerOp.put(method, alloc.getScore());
+      }
+      Result loopAlloc = result.getAggregatedResult().getSecondaryResults().get("alloc.loop.norm");
+      if (loopAlloc != null) {
+        row.loopBytesPerOp.put(method, loopAlloc.getScore());
       }
     }
   }
@@ -135,8 +149,8 @@ final class BenchTable {
         continue;
       }
       if (out.isEmpty()) {
-        String header = String.format(Locale.ROOT, "%n%-8s %-16s %7s %-10s %10s %8s %14s %8s %10s",
-            "kernel", "shape", "threads", "op", "Lanes us", "GB/s", "copy-time us", "x copy", "Lanes B/op");
+        String header = String.format(Locale.ROOT, "%n%-8s %-16s %7s %-10s %10s %8s %14s %8s %15s",
+            "kernel", "shape", "threads", "op", "Lanes us", "GB/s", "copy-time us", "x copy", "B/op loop (JMH)");
         out.append(header).append('\n').append("-".repeat(header.length() - 1)).append('\n');
       }
       double copySeconds = row.secondsPerOp.get("copy");
@@ -148,19 +162,19 @@ final class BenchTable {
         }
         double bytes = row.workload.bytes(row.kernel, op);
         double yardstick = copySeconds * bytes / copyBytes;
-        out.append(String.format(Locale.ROOT, "%-8s %-16s %7d %-10s %10.1f %8.1f %14.1f %8.2f %10s%n",
+        out.append(String.format(Locale.ROOT, "%-8s %-16s %7d %-10s %10.1f %8.1f %14.1f %8.2f %15s%n",
             row.kernel, row.shape, row.threads, op, e.getValue() * 1e6, bytes / e.getValue() / 1e9, yardstick * 1e6,
-            e.getValue() / yardstick, number(row.bytes(op), "%.0f")));
+            e.getValue() / yardstick, row.allocation(op)));
       }
-      out.append(String.format(Locale.ROOT, "%-8s %-16s %7d %-10s %10.1f %8.1f %14s %8s %10s%n", row.kernel,
+      out.append(String.format(Locale.ROOT, "%-8s %-16s %7d %-10s %10.1f %8.1f %14s %8s %15s%n", row.kernel,
           row.shape, row.threads, "copy", copySeconds * 1e6, copyBytes / copySeconds / 1e9, "-", "1.00",
-          number(row.bytes("copy"), "%.0f")));
+          row.allocation("copy")));
     }
     return out.toString();
   }
 
   private String renderCompute() {
-    String header = String.format(Locale.ROOT, "%-8s %-16s %7s %12s %14s %8s %12s %8s %10s %13s",
+    String header = String.format(Locale.ROOT, "%-8s %-16s %7s %12s %14s %8s %12s %8s %15s %15s",
         "kernel", "shape", "threads", "Lanes GF/s", "OpenBLAS GF/s", "ratio", "naive GF/s", "% peak",
         "Lanes B/op", "OpenBLAS B/op");
     StringBuilder out = new StringBuilder();
@@ -174,11 +188,11 @@ final class BenchTable {
       double lanes = row.gflops(LANES_METHOD);
       double peer = row.gflops("openblas");
       double peak = peakPerThreadGflops * row.threads;
-      out.append(String.format(Locale.ROOT, "%-8s %-16s %7d %12s %14s %8s %12s %8s %10s %13s%n",
+      out.append(String.format(Locale.ROOT, "%-8s %-16s %7d %12s %14s %8s %12s %8s %15s %15s%n",
           row.kernel, row.shape, row.threads, number(lanes, "%.1f"), number(peer, "%.1f"),
           number(lanes / peer, "%.2f"), number(row.gflops("naive"), "%.2f"),
-          number(100 * lanes / peak, "%.0f%%"), number(row.bytes(LANES_METHOD), "%.0f"),
-          number(row.bytes("openblas"), "%.0f")));
+          number(100 * lanes / peak, "%.0f%%"), row.allocation(LANES_METHOD),
+          row.allocation("openblas")));
     }
     return out.toString();
   }
@@ -197,8 +211,8 @@ final class BenchTable {
       double size = Double.parseDouble(yardstick.substring(4));
       double gemmSeconds = row.secondsPerOp.get(yardstick);
       if (out.isEmpty()) {
-        String header = String.format(Locale.ROOT, "%n%-8s %-10s %7s %-16s %11s %14s %8s %8s %10s", "kernel", "shape",
-            "threads", "op", "Lanes GF/s", "GEMM-N GF/s", "ratio", "% peak", "Lanes B/op");
+        String header = String.format(Locale.ROOT, "%n%-8s %-10s %7s %-16s %11s %14s %8s %8s %15s", "kernel", "shape",
+            "threads", "op", "Lanes GF/s", "GEMM-N GF/s", "ratio", "% peak", "B/op loop (JMH)");
         out.append(header).append('\n').append("-".repeat(header.length() - 1)).append('\n');
       }
       double gemm = 2.0 * size * size * size / gemmSeconds / 1e9;
@@ -207,13 +221,13 @@ final class BenchTable {
           continue;
         }
         double gflops = row.workload.flops(e.getKey()) / e.getValue() / 1e9;
-        out.append(String.format(Locale.ROOT, "%-8s %-10s %7d %-16s %11.1f %14.1f %8.2f %8s %10s%n", row.kernel,
+        out.append(String.format(Locale.ROOT, "%-8s %-10s %7d %-16s %11.1f %14.1f %8.2f %8s %15s%n", row.kernel,
             row.shape, row.threads, e.getKey(), gflops, gemm, gflops / gemm,
-            number(100 * gflops / (peakPerThreadGflops * row.threads), "%.0f%%"), number(row.bytes(e.getKey()), "%.0f")));
+            number(100 * gflops / (peakPerThreadGflops * row.threads), "%.0f%%"), row.allocation(e.getKey())));
       }
-      out.append(String.format(Locale.ROOT, "%-8s %-10s %7d %-16s %11s %14.1f %8s %8s %10s%n", row.kernel, row.shape,
+      out.append(String.format(Locale.ROOT, "%-8s %-10s %7d %-16s %11s %14.1f %8s %8s %15s%n", row.kernel, row.shape,
           row.threads, yardstick, "-", gemm, "1.00", number(100 * gemm / (peakPerThreadGflops * row.threads),
-          "%.0f%%"), number(row.bytes(yardstick), "%.0f")));
+          "%.0f%%"), row.allocation(yardstick)));
     }
     return out.toString();
   }

@@ -47,17 +47,25 @@ public final class LanesCli {
           java.util.Map.of()),
       new Group("norm", NormBenchmark.class, "kind", List.of("forward", "backward", "copy"), java.util.Map.of()),
       new Group("adam", AdamBenchmark.class, "size", List.of("adam", "copy"), java.util.Map.of()),
+      // A cold recurrent call takes seconds (the vector code runs interpreted and boxed until C2 has
+      // compiled each per-step pass), and a fork that measured after 2.5 s of warm-up still boxed
+      // 4 MB per forwardBackward in one of its calls: these groups warm up for 20 x 500 ms.
       new Group("lstm", LstmBenchmark.class, "threads", List.of("forward", "forwardBackward", "gemm512"),
-          java.util.Map.of()),
+          java.util.Map.of(), 20),
       new Group("gru", GruBenchmark.class, "threads", List.of("forward", "forwardBackward", "gemm512"),
-          java.util.Map.of()));
+          java.util.Map.of(), 20));
 
   /**
    * Methods of one benchmark class run together; {@code split} names the parameter whose values
    * get one JMH run each, so that Lanes and its yardstick at one shape are measured close in time.
    */
   record Group(String id, Class<?> benchmark, String split, List<String> methods,
-      java.util.Map<String, String[]> params) {
+      java.util.Map<String, String[]> params, int warmupIterations) {
+    /** Five warm-up iterations of 500 ms in the quick configuration. */
+    Group(String id, Class<?> benchmark, String split, List<String> methods, java.util.Map<String, String[]> params) {
+      this(id, benchmark, split, methods, params, 5);
+    }
+
     List<String> methodsMatching(Pattern filter) {
       List<String> names = new ArrayList<>();
       for (String method : methods) {
@@ -133,8 +141,10 @@ public final class LanesCli {
       System.out.print(table.render());
       System.out.println();
       System.out.println("GF/s and us from the median JMH iteration; ratio = Lanes / OpenBLAS, same JMH run;");
-      System.out.println("% peak = Lanes / (peak per core x threads). B/op = gc.alloc.rate.norm over all threads; it");
-      System.out.println("includes JMH's own per-iteration allocations, so the OpenBLAS column (no Java heap use) is the control.");
+      System.out.println("% peak = Lanes / (peak per core x threads).");
+      System.out.println("B/op: first what the benchmark's threads allocate inside JMH's measured loop, per op; in");
+      System.out.println("parentheses JMH's gc.alloc.rate.norm, which counts the whole JVM and so adds JMH's own ~7 KB per");
+      System.out.println("iteration spread over its ops (the copy and OpenBLAS controls show that share).");
       System.out.println("x copy = time / (copy time for the same bytes, same JMH run); the target is <= 2.");
       System.out.println("Raw JMH results: " + resultFile.toString().replace(".json", "-*.json"));
       return 0;
@@ -154,6 +164,7 @@ public final class LanesCli {
     private Collection<RunResult> run(Group group, List<String> methods, String value) throws Exception {
       ChainedOptionsBuilder options = new OptionsBuilder()
           .addProfiler(GCProfiler.class)
+          .addProfiler(LoopAllocationProfiler.class)
           .shouldFailOnError(true);
       for (String method : methods) {
         // JMH ORs its include patterns, so the user's filter is applied here, name by name.
@@ -172,7 +183,7 @@ public final class LanesCli {
       if (!full) {
         // Five warm-up iterations: at 2048^3 an op takes ~0.1 s, and the driver loops need a few
         // dozen calls before C2 has compiled all of them.
-        options.forks(1).warmupIterations(5).warmupTime(TimeValue.milliseconds(500))
+        options.forks(1).warmupIterations(group.warmupIterations).warmupTime(TimeValue.milliseconds(500))
             .measurementIterations(5).measurementTime(TimeValue.milliseconds(500));
       }
       Path file = resultFile.resolveSibling(resultFile.getFileName().toString().replace(".json", "-" + group.id + "-" + value + ".json"));

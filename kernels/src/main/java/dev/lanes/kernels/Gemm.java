@@ -107,6 +107,35 @@ public final class Gemm {
         beta, MemorySegment.ofArray(c), cOffset, ldc, parallelism);
   }
 
+  /**
+   * {@code C = alpha * op(A) * B + beta * C} with B packed ahead ({@link PackedB}): n and k are
+   * those of the operand packed last. The result is bitwise that of {@link #sgemm} with the
+   * unpacked B.
+   */
+  public static void sgemm(Transpose transA, int m, float alpha, MemorySegment a, long aOffset, int lda,
+      PackedB b, float beta, MemorySegment c, long cOffset, int ldc, Parallelism parallelism) {
+    Checks.notNull(parallelism, "parallelism");
+    Checks.notNull(b, "b");
+    if (b.k() < 0) {
+      throw new IllegalArgumentException("b: this PackedB holds no operand yet; call pack first");
+    }
+    int n = b.n();
+    int k = b.k();
+    validateShape(transA, Transpose.NONE, m, n, k, lda, Math.max(1, n), ldc);
+    Checks.readable(a, "a");
+    Checks.writable(c, "c");
+    boolean ta = transA == Transpose.TRANSPOSE;
+    Checks.extent("a", aOffset, ta ? k : m, ta ? m : k, lda, Checks.floats(a));
+    Checks.extent("c", cOffset, m, n, ldc, Checks.floats(c));
+    multiplyPacked(ta, m, alpha, a, aOffset, lda, b, beta, c, cOffset, ldc, parallelism);
+  }
+
+  /** {@link #sgemm(Transpose, int, float, MemorySegment, long, int, PackedB, float, MemorySegment, long, int, Parallelism)} with the default parallelism. */
+  public static void sgemm(Transpose transA, int m, float alpha, MemorySegment a, long aOffset, int lda,
+      PackedB b, float beta, MemorySegment c, long cOffset, int ldc) {
+    sgemm(transA, m, alpha, a, aOffset, lda, b, beta, c, cOffset, ldc, Parallelism.getDefault());
+  }
+
   private static void validateShape(Transpose transA, Transpose transB, int m, int n, int k,
       int lda, int ldb, int ldc) {
     Checks.notNull(transA, "transA");
@@ -150,10 +179,25 @@ public final class Gemm {
     }
     GemmTask task = GemmTask.forCurrentThread();
     task.set(transA, transB, m, n, k, alpha, a, aOffset, lda, b, bOffset, ldb, beta, c, cOffset, ldc);
+    run(task, parallelism, Checks.shareable(a) && Checks.shareable(b) && Checks.shareable(c));
+  }
+
+  /** {@link #multiply} with op(B) packed ahead; for callers that validated every argument. */
+  static void multiplyPacked(boolean transA, int m, float alpha, MemorySegment a, long aOffset, int lda,
+      PackedB b, float beta, MemorySegment c, long cOffset, int ldc, Parallelism parallelism) {
+    if (m == 0 || b.n() == 0) {
+      return;
+    }
+    GemmTask task = GemmTask.forCurrentThread();
+    task.setPacked(transA, m, b.n(), b.k(), alpha, a, aOffset, lda, b.data(), beta, c, cOffset, ldc);
+    run(task, parallelism, Checks.shareable(a) && Checks.shareable(c));
+  }
+
+  private static void run(GemmTask task, Parallelism parallelism, boolean shareable) {
     try {
       int parts = (int) Math.min(parallelism.threads(),
           Math.min(task.maxParts(), Math.max(1L, task.flops() / MIN_FLOPS_PER_THREAD)));
-      if (parts > 1 && !(Checks.shareable(a) && Checks.shareable(b) && Checks.shareable(c))) {
+      if (!shareable) {
         parts = 1;
       }
       task.prepare(parts);

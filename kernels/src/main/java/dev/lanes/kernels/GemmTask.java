@@ -50,6 +50,8 @@ final class GemmTask implements ParallelTask {
   private MemorySegment b;
   private long bOff;
   private long ldbBytes;
+  /** op(B) packed ahead of the call ({@link PackedB} layout), or null to pack B stage by stage. */
+  private float[] packedB;
   private MemorySegment c;
   private long cOff;
   private long ldcBytes;
@@ -79,6 +81,7 @@ final class GemmTask implements ParallelTask {
     this.b = b;
     this.bOff = bOffset * Float.BYTES;
     this.ldbBytes = (long) ldb * Float.BYTES;
+    this.packedB = null;
     this.c = c;
     this.cOff = cOffset * Float.BYTES;
     this.ldcBytes = (long) ldc * Float.BYTES;
@@ -87,10 +90,18 @@ final class GemmTask implements ParallelTask {
     this.splitRows = rowTiles >= colTiles;
   }
 
-  /** Drops the references to the caller's segments so a finished call keeps nothing alive. */
+  /** {@link #set} for a product whose op(B) was packed ahead ({@link PackedB}). */
+  void setPacked(boolean transA, int m, int n, int k, float alpha, MemorySegment a, long aOffset, int lda,
+      float[] packedB, float beta, MemorySegment c, long cOffset, int ldc) {
+    set(transA, false, m, n, k, alpha, a, aOffset, lda, null, 0, Math.max(1, n), beta, c, cOffset, ldc);
+    this.packedB = packedB;
+  }
+
+  /** Drops the references to the caller's operands so a finished call keeps nothing alive. */
   void clear() {
     a = null;
     b = null;
+    packedB = null;
     c = null;
   }
 
@@ -169,10 +180,23 @@ final class GemmTask implements ParallelTask {
         int kc = Math.min(kcMax, k - pc);
         // Only the first chunk of the k-sum sees beta; later chunks accumulate onto it.
         float betaHere = pc == 0 ? beta : 1f;
-        GemmPacking.packB(transB, b, bOff, ldbBytes, pc, kc, jc, nc, ws.bBlock, 0, ws.transposeScratch, ws.bMap);
+        float[] bData;
+        int bFirst;
+        int bStride;
+        if (packedB == null) {
+          GemmPacking.packB(transB, b, bOff, ldbBytes, pc, kc, jc, nc, ws.bBlock, 0, ws.transposeScratch, ws.bMap);
+          bData = ws.bBlock;
+          bFirst = 0;
+          bStride = kc * GemmMicroKernel.NR;
+        } else {
+          // Packed ahead: the stage's chunk of panel jc/NR starts pc rows into that panel.
+          bData = packedB;
+          bFirst = (jc / GemmMicroKernel.NR * k + pc) * GemmMicroKernel.NR;
+          bStride = k * GemmMicroKernel.NR;
+        }
         if (!shared) {
           for (int ir = m0; ir < m1; ir += mr) {
-            rowPanel(ws, ir, Math.min(mr, m1 - ir), pc, kc, jc, nc, ws.bBlock, betaHere);
+            rowPanel(ws, ir, Math.min(mr, m1 - ir), pc, kc, jc, nc, bData, bFirst, bStride, betaHere);
           }
           continue;
         }
@@ -184,7 +208,7 @@ final class GemmTask implements ParallelTask {
         }
         AtomicInteger next = nextRowPanel[stage & 1];
         for (int ir = m0 + next.getAndIncrement() * mr; ir < m1; ir = m0 + next.getAndIncrement() * mr) {
-          rowPanel(ws, ir, Math.min(mr, m1 - ir), pc, kc, jc, nc, ws.bBlock, betaHere);
+          rowPanel(ws, ir, Math.min(mr, m1 - ir), pc, kc, jc, nc, bData, bFirst, bStride, betaHere);
         }
       }
     }
@@ -199,13 +223,12 @@ final class GemmTask implements ParallelTask {
    * handful of times per call, it stayed in interpreted or OSR code for most of a benchmark.
    */
   private void rowPanel(GemmWorkspace ws, int ir, int rows, int pc, int kc, int jc, int nc,
-      float[] bBlock, float betaHere) {
+      float[] bBlock, int bFirst, int bStride, float betaHere) {
     final int nr = GemmMicroKernel.NR;
-    int panelFloats = kc * nr;
     GemmPacking.packA(transA, a, aOff, ldaBytes, ir, rows, pc, kc, ws.aPanel, ws.transposeScratch, ws.aMap);
     long cRow = cOff + ir * ldcBytes + (long) jc * Float.BYTES;
     for (int jr = 0, panel = 0; jr < nc; jr += nr, panel++) {
-      GemmMicroKernel.compute(kc, ws.aPanel, 0, bBlock, panel * panelFloats, ws.tile);
+      GemmMicroKernel.compute(kc, ws.aPanel, 0, bBlock, bFirst + panel * bStride, ws.tile);
       GemmMicroKernel.store(ws.tile, c, cRow + (long) jr * Float.BYTES, ldcBytes, rows,
           Math.min(nr, nc - jr), alpha, betaHere);
     }

@@ -77,13 +77,15 @@ public final class Gru extends RecurrentLayer {
         gates, g3, parallelism);
     long gh = scratchAt(workspaceOffset);
     SegmentLoops.fill(workspace, 4 * zerosAt(workspaceOffset), hidden, 0f);
+    // op(B) = W_hh^T, [H, 3H].
+    PackedB recurrent = steps > 1 || h0 != null ? packWeight(true, hidden, g3, wHh, wHhOffset, hidden) : null;
     for (int t = 0; t < steps; t++) {
       MemorySegment hPrev = t == 0 ? h0 : y;
       long hPrevOffset = t == 0 ? h0Offset : yOffset + (long) (t - 1) * state;
       fillRows(workspace, gh, batch, g3, bHh, bHhOffset);
       if (hPrev != null) {
-        Gemm.multiply(false, true, batch, g3, hidden, 1f, hPrev, hPrevOffset, hidden, wHh, wHhOffset, hidden, 1f,
-            workspace, gh, g3, parallelism);
+        Gemm.multiplyPacked(false, batch, 1f, hPrev, hPrevOffset, hidden, recurrent, 1f, workspace, gh, g3,
+            parallelism);
       }
       long gt = gatesAt(workspaceOffset, t);
       for (int b = 0; b < batch; b++) {
@@ -157,6 +159,8 @@ public final class Gru extends RecurrentLayer {
     } else {
       SegmentLoops.fill(workspace, 4 * dh, state, 0f);
     }
+    // op(B) = W_hh, [3H, H].
+    PackedB recurrent = packWeight(false, g3, hidden, wHh, wHhOffset, hidden);
     for (int t = steps - 1; t >= 0; t--) {
       if (dy != null) {
         SegmentLoops.addInto(dy, 4 * (dyOffset + (long) t * state), workspace, 4 * dh, state);
@@ -179,8 +183,7 @@ public final class Gru extends RecurrentLayer {
         SegmentLoops.copy(workspace, row, workspace, dghRow, 2 * hidden);
       }
       // dh_{t-1} = dh z + dgh_t W_hh: [B, 3H] x [3H, H] onto the direct path.
-      Gemm.multiply(false, false, batch, hidden, g3, 1f, workspace, dgh, g3, wHh, wHhOffset, hidden, 1f, workspace,
-          direct, hidden, parallelism);
+      Gemm.multiplyPacked(false, batch, 1f, workspace, dgh, g3, recurrent, 1f, workspace, direct, hidden, parallelism);
       SegmentLoops.copy(workspace, 4 * direct, workspace, 4 * dh, state);
     }
     long dgi = gatesAt(workspaceOffset, 0);

@@ -113,13 +113,15 @@ public final class Lstm extends RecurrentLayer {
     } else {
       SegmentLoops.fill(workspace, 4 * initialCell, batch * hidden, 0f);
     }
+    // op(B) = W_hh^T, [H, 4H].
+    PackedB recurrent = steps > 1 || h0 != null ? packWeight(true, hidden, g4, wHh, wHhOffset, hidden) : null;
     for (int t = 0; t < steps; t++) {
       long gt = gatesAt(workspaceOffset, t);
       MemorySegment hPrev = t == 0 ? h0 : y;
       long hPrevOffset = t == 0 ? h0Offset : yOffset + (long) (t - 1) * batch * hidden;
       if (hPrev != null) {
-        Gemm.multiply(false, true, batch, g4, hidden, 1f, hPrev, hPrevOffset, hidden, wHh, wHhOffset, hidden, 1f,
-            workspace, gt, g4, parallelism);
+        Gemm.multiplyPacked(false, batch, 1f, hPrev, hPrevOffset, hidden, recurrent, 1f, workspace, gt, g4,
+            parallelism);
       }
       long cPrev = t == 0 ? initialCell : cellAt(workspaceOffset, t - 1);
       for (int b = 0; b < batch; b++) {
@@ -177,6 +179,8 @@ public final class Lstm extends RecurrentLayer {
     long dc = scratchAt(workspaceOffset, 1);
     startFrom(dhT, dhTOffset, workspace, dh, state);
     startFrom(dcT, dcTOffset, workspace, dc, state);
+    // op(B) = W_hh, [4H, H].
+    PackedB recurrent = packWeight(false, g4, hidden, wHh, wHhOffset, hidden);
     for (int t = steps - 1; t >= 0; t--) {
       long gt = gatesAt(workspaceOffset, t);
       if (dy != null) {
@@ -189,8 +193,7 @@ public final class Lstm extends RecurrentLayer {
             4 * (cellAt(workspaceOffset, t) + unit), workspace, 4 * (dh + unit), workspace, 4 * (dc + unit));
       }
       // dh_{t-1} = dgates_t W_hh: [B, 4H] x [4H, H].
-      Gemm.multiply(false, false, batch, hidden, g4, 1f, workspace, gt, g4, wHh, wHhOffset, hidden, 0f, workspace, dh,
-          hidden, parallelism);
+      Gemm.multiplyPacked(false, batch, 1f, workspace, gt, g4, recurrent, 0f, workspace, dh, hidden, parallelism);
     }
     long dGates = gatesAt(workspaceOffset, 0);
     checks.mergedGradients(workspace, dGates, dGates, x, xOffset, wIh, wIhOffset, h0, h0Offset, y, yOffset, dx,
