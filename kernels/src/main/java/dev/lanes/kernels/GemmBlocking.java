@@ -32,6 +32,14 @@ final class GemmBlocking {
   static final int NC = Integer.getInteger("lanes.gemm.nc",
       clamp(roundDown((int) (L2_BYTES / 2 / (KC * 4L)), GemmMicroKernel.NR), GemmMicroKernel.NR, 8192));
 
+  /**
+   * MR-row panels packed together when A is transposed: 8 x 12 rows make each k step of the group
+   * one run of 96 floats (6 cache lines) read front to back, and the group's 8 x 12 x KC floats
+   * (96 KB at KC = 256) stay in L2. Smaller groups share cache lines between groups; larger ones
+   * leave two threads fewer groups to balance (an m = 1024 product has 11).
+   */
+  static final int TRANSPOSED_A_GROUP = 8;
+
   private GemmBlocking() {}
 
   private static int roundDown(int x, int multiple) {

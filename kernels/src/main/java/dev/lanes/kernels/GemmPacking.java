@@ -1,6 +1,7 @@
 package dev.lanes.kernels;
 
 import java.lang.foreign.MemorySegment;
+import java.lang.foreign.ValueLayout;
 import java.nio.ByteOrder;
 import java.util.Arrays;
 import jdk.incubator.vector.FloatVector;
@@ -32,6 +33,7 @@ final class GemmPacking {
   private static final int MR = GemmMicroKernel.MR;
   private static final int NR = GemmMicroKernel.NR;
   private static final ByteOrder ORDER = ByteOrder.nativeOrder();
+  private static final ValueLayout.OfFloat FLOAT = ValueLayout.JAVA_FLOAT_UNALIGNED;
 
   private GemmPacking() {}
 
@@ -66,6 +68,39 @@ final class GemmPacking {
       } else {
         // B is stored k x n: k step p is the run B[p0+p][j0+jp .. j0+jp+cols).
         packRuns(b, bOff + p0 * ldbBytes + 4L * (j0 + jp), ldbBytes, cols, kc, NR, dst, to);
+      }
+    }
+  }
+
+  /**
+   * Packs the rows [0, rows) of a group of op(A) = Aᵀ panels (see GemmTask.rowGroup): panel q gets
+   * {@code dst[q*kc*MR + p*MR + r] = A[p][q*MR + r]} for the kc k steps, zero past {@code rows}.
+   * {@code first} is the byte offset of the group's first float in k row 0, {@code pitch} A's row
+   * pitch. Each k row of the group is read once, front to back.
+   *
+   * <p>Whole vectors where they fit: a vector may read up to LANES - MR floats of the next panel's
+   * rows (which exist, as the bound checks) and store them past this panel's MR slot, into k step
+   * p + 1's slot, which the next k step overwrites. The last k step has no next one, so it, and
+   * any read that would pass the group's rows, goes float by float.
+   */
+  static void packTransposedGroup(MemorySegment src, long first, long pitch, int rows, int kc, float[] dst) {
+    int panels = (rows + MR - 1) / MR;
+    for (int p = 0; p < kc; p++) {
+      long from = first + p * pitch;
+      boolean lastStep = p == kc - 1;
+      for (int q = 0; q < panels; q++) {
+        int d = q * kc * MR + p * MR;
+        int r0 = q * MR;
+        for (int v = 0; v < MR; v += LANES) {
+          if (!lastStep && r0 + v + LANES <= rows) {
+            FloatVector.fromMemorySegment(SPECIES, src, from + 4L * (r0 + v), ORDER).intoArray(dst, d + v);
+          } else {
+            int end = Math.min(MR, v + LANES);
+            for (int r = v; r < end; r++) {
+              dst[d + r] = r0 + r < rows ? src.get(FLOAT, from + 4L * (r0 + r)) : 0f;
+            }
+          }
+        }
       }
     }
   }

@@ -11,6 +11,11 @@ final class GemmWorkspace {
 
   /** One packed MR x KC micro-panel of A. */
   final float[] aPanel;
+  /**
+   * A group of packed A micro-panels, for transposed A ({@link GemmBlocking#TRANSPOSED_A_GROUP}
+   * panels, plus a vector of slack for the packer's whole-vector stores).
+   */
+  final float[] aGroup;
   /** One packed KC x NC block of B, as NC/NR micro-panels. */
   final float[] bBlock;
   /** Rows of A (or columns of Bᵀ) on their way to being transposed into a panel. */
@@ -27,6 +32,7 @@ final class GemmWorkspace {
     int kc = GemmBlocking.KC;
     int ncPadded = (GemmBlocking.NC + nr - 1) / nr * nr;
     aPanel = new float[mr * kc];
+    aGroup = new float[GemmBlocking.TRANSPOSED_A_GROUP * mr * kc + GemmMicroKernel.LANES];
     bBlock = new float[kc * ncPadded];
     tile = new float[mr * nr];
     transposeScratch = new float[Math.max(mr, nr) * kc];

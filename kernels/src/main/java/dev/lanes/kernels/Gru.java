@@ -79,32 +79,83 @@ public final class Gru extends RecurrentLayer {
     SegmentLoops.fill(workspace, 4 * zerosAt(workspaceOffset), hidden, 0f);
     // op(B) = W_hh^T, [H, 3H].
     PackedB recurrent = steps > 1 || h0 != null ? packWeight(true, hidden, g3, wHh, wHhOffset, hidden) : null;
-    for (int t = 0; t < steps; t++) {
-      MemorySegment hPrev = t == 0 ? h0 : y;
-      long hPrevOffset = t == 0 ? h0Offset : yOffset + (long) (t - 1) * state;
-      fillRows(workspace, gh, batch, g3, bHh, bHhOffset);
-      if (hPrev != null) {
-        Gemm.multiplyPacked(false, batch, 1f, hPrev, hPrevOffset, hidden, recurrent, 1f, workspace, gh, g3,
-            parallelism);
+    StepRows pass = StepRows.forCurrentThread();
+    pass.set(this, false, workspace, workspaceOffset, y, yOffset, h0, h0Offset);
+    int parts = rowParts(parallelism, Checks.shareable(workspace) && Checks.shareable(y)
+        && (h0 == null || Checks.shareable(h0)), 3);
+    try {
+      for (int t = 0; t < steps; t++) {
+        MemorySegment hPrev = t == 0 ? h0 : y;
+        long hPrevOffset = t == 0 ? h0Offset : yOffset + (long) (t - 1) * state;
+        fillRows(workspace, gh, batch, g3, bHh, bHhOffset);
+        if (hPrev != null) {
+          Gemm.multiplyPacked(false, batch, 1f, hPrev, hPrevOffset, hidden, recurrent, 1f, workspace, gh, g3,
+              parallelism);
+        }
+        pass.step = t;
+        parallelism.invoke(pass, parts);
       }
-      long gt = gatesAt(workspaceOffset, t);
-      for (int b = 0; b < batch; b++) {
-        long row = 4 * (gt + (long) b * g3);
-        long ghRow = 4 * (gh + (long) b * g3);
-        long unit = (long) b * hidden;
-        SegmentLoops.addInto(workspace, ghRow, workspace, row, 2 * hidden);
-        Activation.SIGMOID.run(2L * hidden, workspace, row, workspace, row);
-        GruLoops.candidateInput(hidden, workspace, row, row + 8L * hidden, workspace, ghRow + 8L * hidden, workspace,
-            4 * (savedGhnAt(workspaceOffset, t) + unit));
-        Activation.TANH.run(hidden, workspace, row + 8L * hidden, workspace, row + 8L * hidden);
-        MemorySegment previous = hPrev == null ? workspace : hPrev;
-        long previousAt = hPrev == null ? 4 * zerosAt(workspaceOffset) : 4 * (hPrevOffset + unit);
-        GruLoops.hiddenState(hidden, workspace, row + 4L * hidden, row + 8L * hidden, previous, previousAt, y,
-            4 * (yOffset + (long) t * state + unit));
-      }
+    } finally {
+      pass.clear();
     }
     if (hT != null) {
       SegmentLoops.copy(y, 4 * (yOffset + (rows - batch) * hidden), hT, 4 * hTOffset, state);
+    }
+  }
+
+  /** Step t's gates, candidate and new state for batch rows [from, to). */
+  @Override
+  void forwardRows(int t, int from, int to, StepRows call) {
+    MemorySegment workspace = call.workspace;
+    long workspaceOffset = call.workspaceOffset;
+    int g3 = 3 * hidden;
+    int state = batch * hidden;
+    MemorySegment hPrev = t == 0 ? call.h0 : call.y;
+    long hPrevOffset = t == 0 ? call.h0Offset : call.yOffset + (long) (t - 1) * state;
+    long gh = scratchAt(workspaceOffset);
+    long gt = gatesAt(workspaceOffset, t);
+    for (int b = from; b < to; b++) {
+      long row = 4 * (gt + (long) b * g3);
+      long ghRow = 4 * (gh + (long) b * g3);
+      long unit = (long) b * hidden;
+      SegmentLoops.addInto(workspace, ghRow, workspace, row, 2 * hidden);
+      Activation.SIGMOID.run(2L * hidden, workspace, row, workspace, row);
+      GruLoops.candidateInput(hidden, workspace, row, row + 8L * hidden, workspace, ghRow + 8L * hidden, workspace,
+          4 * (savedGhnAt(workspaceOffset, t) + unit));
+      Activation.TANH.run(hidden, workspace, row + 8L * hidden, workspace, row + 8L * hidden);
+      MemorySegment previous = hPrev == null ? workspace : hPrev;
+      long previousAt = hPrev == null ? 4 * zerosAt(workspaceOffset) : 4 * (hPrevOffset + unit);
+      GruLoops.hiddenState(hidden, workspace, row + 4L * hidden, row + 8L * hidden, previous, previousAt, call.y,
+          4 * (call.yOffset + (long) t * state + unit));
+    }
+  }
+
+  /** Step t's gate gradients for batch rows [from, to): dgates over the saved gates, dgh, the direct path. */
+  @Override
+  void backwardRows(int t, int from, int to, StepRows call) {
+    MemorySegment workspace = call.workspace;
+    long workspaceOffset = call.workspaceOffset;
+    int g3 = 3 * hidden;
+    int state = batch * hidden;
+    long dh = scratchAt(workspaceOffset);
+    long direct = dh + state;
+    long zeros = zerosAt(workspaceOffset);
+    long gt = gatesAt(workspaceOffset, t);
+    long dgh = recurrentGradientAt(workspaceOffset, t);
+    MemorySegment hPrev = t == 0 ? call.h0 : call.y;
+    long hPrevOffset = t == 0 ? call.h0Offset : call.yOffset + (long) (t - 1) * state;
+    for (int b = from; b < to; b++) {
+      long row = 4 * (gt + (long) b * g3);
+      long unit = (long) b * hidden;
+      MemorySegment previous = hPrev == null ? workspace : hPrev;
+      long previousAt = hPrev == null ? 4 * zeros : 4 * (hPrevOffset + unit);
+      GruLoops.updateAndCandidate(hidden, workspace, row + 4L * hidden, row + 8L * hidden, previous, previousAt,
+          workspace, 4 * (dh + unit), workspace, 4 * (direct + unit));
+      long dghRow = 4 * (dgh + (long) b * g3);
+      GruLoops.reset(hidden, workspace, row, row + 8L * hidden, workspace,
+          4 * (savedGhnAt(workspaceOffset, t) + unit), workspace, dghRow + 8L * hidden);
+      // The r and z parts of gh's gradient equal gi's.
+      SegmentLoops.copy(workspace, row, workspace, dghRow, 2 * hidden);
     }
   }
 
@@ -161,30 +212,24 @@ public final class Gru extends RecurrentLayer {
     }
     // op(B) = W_hh, [3H, H].
     PackedB recurrent = packWeight(false, g3, hidden, wHh, wHhOffset, hidden);
-    for (int t = steps - 1; t >= 0; t--) {
-      if (dy != null) {
-        SegmentLoops.addInto(dy, 4 * (dyOffset + (long) t * state), workspace, 4 * dh, state);
+    StepRows pass = StepRows.forCurrentThread();
+    pass.set(this, true, workspace, workspaceOffset, y, yOffset, h0, h0Offset);
+    int parts = rowParts(parallelism, Checks.shareable(workspace) && Checks.shareable(y)
+        && (h0 == null || Checks.shareable(h0)), 3);
+    try {
+      for (int t = steps - 1; t >= 0; t--) {
+        if (dy != null) {
+          SegmentLoops.addInto(dy, 4 * (dyOffset + (long) t * state), workspace, 4 * dh, state);
+        }
+        pass.step = t;
+        parallelism.invoke(pass, parts);
+        // dh_{t-1} = dh z + dgh_t W_hh: [B, 3H] x [3H, H] onto the direct path.
+        Gemm.multiplyPacked(false, batch, 1f, workspace, recurrentGradientAt(workspaceOffset, t), g3, recurrent, 1f,
+            workspace, direct, hidden, parallelism);
+        SegmentLoops.copy(workspace, 4 * direct, workspace, 4 * dh, state);
       }
-      long gt = gatesAt(workspaceOffset, t);
-      long dgh = recurrentGradientAt(workspaceOffset, t);
-      MemorySegment hPrev = t == 0 ? h0 : y;
-      long hPrevOffset = t == 0 ? h0Offset : yOffset + (long) (t - 1) * state;
-      for (int b = 0; b < batch; b++) {
-        long row = 4 * (gt + (long) b * g3);
-        long unit = (long) b * hidden;
-        MemorySegment previous = hPrev == null ? workspace : hPrev;
-        long previousAt = hPrev == null ? 4 * zeros : 4 * (hPrevOffset + unit);
-        GruLoops.updateAndCandidate(hidden, workspace, row + 4L * hidden, row + 8L * hidden, previous, previousAt,
-            workspace, 4 * (dh + unit), workspace, 4 * (direct + unit));
-        long dghRow = 4 * (dgh + (long) b * g3);
-        GruLoops.reset(hidden, workspace, row, row + 8L * hidden, workspace,
-            4 * (savedGhnAt(workspaceOffset, t) + unit), workspace, dghRow + 8L * hidden);
-        // The r and z parts of gh's gradient equal gi's.
-        SegmentLoops.copy(workspace, row, workspace, dghRow, 2 * hidden);
-      }
-      // dh_{t-1} = dh z + dgh_t W_hh: [B, 3H] x [3H, H] onto the direct path.
-      Gemm.multiplyPacked(false, batch, 1f, workspace, dgh, g3, recurrent, 1f, workspace, direct, hidden, parallelism);
-      SegmentLoops.copy(workspace, 4 * direct, workspace, 4 * dh, state);
+    } finally {
+      pass.clear();
     }
     long dgi = gatesAt(workspaceOffset, 0);
     long dghAll = recurrentGradientAt(workspaceOffset, 0);

@@ -115,24 +115,23 @@ public final class Lstm extends RecurrentLayer {
     }
     // op(B) = W_hh^T, [H, 4H].
     PackedB recurrent = steps > 1 || h0 != null ? packWeight(true, hidden, g4, wHh, wHhOffset, hidden) : null;
-    for (int t = 0; t < steps; t++) {
-      long gt = gatesAt(workspaceOffset, t);
-      MemorySegment hPrev = t == 0 ? h0 : y;
-      long hPrevOffset = t == 0 ? h0Offset : yOffset + (long) (t - 1) * batch * hidden;
-      if (hPrev != null) {
-        Gemm.multiplyPacked(false, batch, 1f, hPrev, hPrevOffset, hidden, recurrent, 1f, workspace, gt, g4,
-            parallelism);
+    StepRows pass = StepRows.forCurrentThread();
+    pass.set(this, false, workspace, workspaceOffset, y, yOffset, null, 0);
+    int parts = rowParts(parallelism, Checks.shareable(workspace) && Checks.shareable(y), 4);
+    try {
+      for (int t = 0; t < steps; t++) {
+        long gt = gatesAt(workspaceOffset, t);
+        MemorySegment hPrev = t == 0 ? h0 : y;
+        long hPrevOffset = t == 0 ? h0Offset : yOffset + (long) (t - 1) * batch * hidden;
+        if (hPrev != null) {
+          Gemm.multiplyPacked(false, batch, 1f, hPrev, hPrevOffset, hidden, recurrent, 1f, workspace, gt, g4,
+              parallelism);
+        }
+        pass.step = t;
+        parallelism.invoke(pass, parts);
       }
-      long cPrev = t == 0 ? initialCell : cellAt(workspaceOffset, t - 1);
-      for (int b = 0; b < batch; b++) {
-        long row = 4 * (gt + (long) b * g4);
-        Activation.SIGMOID.run(2L * hidden, workspace, row, workspace, row);
-        Activation.TANH.run(hidden, workspace, row + 8L * hidden, workspace, row + 8L * hidden);
-        Activation.SIGMOID.run(hidden, workspace, row + 12L * hidden, workspace, row + 12L * hidden);
-        long unit = (long) b * hidden;
-        LstmLoops.cellForward(hidden, workspace, row, workspace, 4 * (cPrev + unit), workspace,
-            4 * (cellAt(workspaceOffset, t) + unit), y, 4 * (yOffset + (long) t * batch * hidden + unit));
-      }
+    } finally {
+      pass.clear();
     }
     int state = batch * hidden;
     if (hT != null) {
@@ -181,19 +180,22 @@ public final class Lstm extends RecurrentLayer {
     startFrom(dcT, dcTOffset, workspace, dc, state);
     // op(B) = W_hh, [4H, H].
     PackedB recurrent = packWeight(false, g4, hidden, wHh, wHhOffset, hidden);
-    for (int t = steps - 1; t >= 0; t--) {
-      long gt = gatesAt(workspaceOffset, t);
-      if (dy != null) {
-        SegmentLoops.addInto(dy, 4 * (dyOffset + (long) t * state), workspace, 4 * dh, state);
+    StepRows pass = StepRows.forCurrentThread();
+    pass.set(this, true, workspace, workspaceOffset, null, 0, null, 0);
+    int parts = rowParts(parallelism, Checks.shareable(workspace), 4);
+    try {
+      for (int t = steps - 1; t >= 0; t--) {
+        long gt = gatesAt(workspaceOffset, t);
+        if (dy != null) {
+          SegmentLoops.addInto(dy, 4 * (dyOffset + (long) t * state), workspace, 4 * dh, state);
+        }
+        pass.step = t;
+        parallelism.invoke(pass, parts);
+        // dh_{t-1} = dgates_t W_hh: [B, 4H] x [4H, H].
+        Gemm.multiplyPacked(false, batch, 1f, workspace, gt, g4, recurrent, 0f, workspace, dh, hidden, parallelism);
       }
-      long cPrev = t == 0 ? initialCellAt(workspaceOffset) : cellAt(workspaceOffset, t - 1);
-      for (int b = 0; b < batch; b++) {
-        long unit = (long) b * hidden;
-        LstmLoops.cellBackward(hidden, workspace, 4 * (gt + (long) b * g4), workspace, 4 * (cPrev + unit), workspace,
-            4 * (cellAt(workspaceOffset, t) + unit), workspace, 4 * (dh + unit), workspace, 4 * (dc + unit));
-      }
-      // dh_{t-1} = dgates_t W_hh: [B, 4H] x [4H, H].
-      Gemm.multiplyPacked(false, batch, 1f, workspace, gt, g4, recurrent, 0f, workspace, dh, hidden, parallelism);
+    } finally {
+      pass.clear();
     }
     long dGates = gatesAt(workspaceOffset, 0);
     checks.mergedGradients(workspace, dGates, dGates, x, xOffset, wIh, wIhOffset, h0, h0Offset, y, yOffset, dx,
@@ -211,6 +213,44 @@ public final class Lstm extends RecurrentLayer {
     }
     if (dc0 != null) {
       SegmentLoops.copy(workspace, 4 * dc, dc0, 4 * dc0Offset, state);
+    }
+  }
+
+  /** Step t's activations and cell update for batch rows [from, to): gates in place, c_t, h_t into y. */
+  @Override
+  void forwardRows(int t, int from, int to, StepRows call) {
+    MemorySegment workspace = call.workspace;
+    long workspaceOffset = call.workspaceOffset;
+    MemorySegment y = call.y;
+    long yOffset = call.yOffset;
+    long gt = gatesAt(workspaceOffset, t);
+    long cPrev = t == 0 ? initialCellAt(workspaceOffset) : cellAt(workspaceOffset, t - 1);
+    int g4 = 4 * hidden;
+    for (int b = from; b < to; b++) {
+      long row = 4 * (gt + (long) b * g4);
+      Activation.SIGMOID.run(2L * hidden, workspace, row, workspace, row);
+      Activation.TANH.run(hidden, workspace, row + 8L * hidden, workspace, row + 8L * hidden);
+      Activation.SIGMOID.run(hidden, workspace, row + 12L * hidden, workspace, row + 12L * hidden);
+      long unit = (long) b * hidden;
+      LstmLoops.cellForward(hidden, workspace, row, workspace, 4 * (cPrev + unit), workspace,
+          4 * (cellAt(workspaceOffset, t) + unit), y, 4 * (yOffset + (long) t * batch * hidden + unit));
+    }
+  }
+
+  /** Step t's gate gradients for batch rows [from, to), over the saved gates; carries dh and dc. */
+  @Override
+  void backwardRows(int t, int from, int to, StepRows call) {
+    MemorySegment workspace = call.workspace;
+    long workspaceOffset = call.workspaceOffset;
+    long gt = gatesAt(workspaceOffset, t);
+    long cPrev = t == 0 ? initialCellAt(workspaceOffset) : cellAt(workspaceOffset, t - 1);
+    long dh = scratchAt(workspaceOffset, 0);
+    long dc = scratchAt(workspaceOffset, 1);
+    int g4 = 4 * hidden;
+    for (int b = from; b < to; b++) {
+      long unit = (long) b * hidden;
+      LstmLoops.cellBackward(hidden, workspace, 4 * (gt + (long) b * g4), workspace, 4 * (cPrev + unit), workspace,
+          4 * (cellAt(workspaceOffset, t) + unit), workspace, 4 * (dh + unit), workspace, 4 * (dc + unit));
     }
   }
 

@@ -32,8 +32,12 @@ class GruPropertiesTest {
   record Problem(int steps, int batch, int input, int hidden, float[] x, float[] wIh, float[] wHh, float[] bIh,
       float[] bHh, float[] h0, float[] dy, float[] dhT) {
     static Problem random(long seed, int maxSteps, int maxBatch, int maxInput, int maxHidden) {
+      return random(seed, 1, maxSteps, maxBatch, maxInput, maxHidden);
+    }
+
+    static Problem random(long seed, int minSteps, int maxSteps, int maxBatch, int maxInput, int maxHidden) {
       SplittableRandom r = new SplittableRandom(seed);
-      int t = 1 + r.nextInt(maxSteps);
+      int t = minSteps + r.nextInt(maxSteps - minSteps + 1);
       int b = 1 + r.nextInt(maxBatch);
       int in = 1 + r.nextInt(maxInput);
       int h = 1 + r.nextInt(maxHidden);
@@ -203,15 +207,8 @@ class GruPropertiesTest {
       int b = p.batch();
       int in = p.input();
       int h = p.hidden();
-      GruReference.States states = new GruReference.States(Doubles.of(run.gates()), Doubles.of(run.ghn()),
-          Doubles.of(run.y()));
-      double[] x = Doubles.of(p.x());
-      double[] wIh = Doubles.of(p.wIh());
-      double[] wHh = Doubles.of(p.wHh());
-      GruReference.Gradients ref = GruReference.backward(t, b, in, h, x, wIh, wHh, Doubles.of(p.h0()), states,
-          Doubles.of(p.dy()), Doubles.of(p.dhT()), false);
-      GruReference.Gradients mag = GruReference.backward(t, b, in, h, x, wIh, wHh, Doubles.of(p.h0()), states,
-          Doubles.of(p.dy()), Doubles.of(p.dhT()), true);
+      GruReference.Gradients ref = referenceBackward(p, run, false);
+      GruReference.Gradients mag = referenceBackward(p, run, true);
       // As for the LSTM (see LstmPropertiesTest): per step the dh GEMM (a reduction over 3H onto the
       // direct path: 3H + 3H/256 + 4 roundings), the dy add and the fused passes (12); then a final
       // reduction over T B or 3H.
@@ -223,6 +220,55 @@ class GruPropertiesTest {
       compare("db_hh", seed, run.dbHh(), ref.dbHh(), mag.dbHh(), k);
       compare("dh0", seed, run.dh0(), ref.dh0(), mag.dh0(), k);
     });
+  }
+
+  /**
+   * Truncated BPTT: two chunks with the state handed over (hT to h0 forward, dh0 to dhT backward)
+   * are the whole sequence; bitwise, and within the whole run's bound plus one add for the weight
+   * gradients, for the reasons given in {@link LstmPropertiesTest}'s twin of this property.
+   */
+  @Test
+  void twoChunksAreTheWholeSequence() {
+    Properties.qt(60).forAll(SourceDSL.longs().all()).checkAssert(seed -> {
+      Problem p = Problem.random(seed, 2, 6, 5, 20, 40);
+      int t = p.steps();
+      int first = 1 + (int) Math.floorMod(seed, (long) t - 1);
+      Run whole = Run.of(p, Parallelism.sequential());
+      Run forwardOne = Run.of(chunk(p, 0, first, p.h0(), null), Parallelism.sequential());
+      Run runTwo = Run.of(chunk(p, first, t, forwardOne.hT(), p.dhT()), Parallelism.sequential());
+      Run runOne = Run.of(chunk(p, 0, first, p.h0(), runTwo.dh0()), Parallelism.sequential());
+      String split = " (chunks of " + first + " and " + (t - first) + " steps, case seed " + seed + ")";
+      assertArrayEquals(whole.y(), LstmPropertiesTest.floats(runOne.y(), runTwo.y()), "y" + split);
+      assertArrayEquals(whole.hT(), runTwo.hT(), "hT" + split);
+      assertArrayEquals(whole.dx(), LstmPropertiesTest.floats(runOne.dx(), runTwo.dx()), "dx" + split);
+      assertArrayEquals(whole.dh0(), runOne.dh0(), "dh0" + split);
+
+      int b = p.batch();
+      int in = p.input();
+      int h = p.hidden();
+      GruReference.Gradients ref = referenceBackward(p, whole, false);
+      GruReference.Gradients mag = referenceBackward(p, whole, true);
+      double k = t * (3.0 * h + 3.0 * h / 256 + 17) + t * b + t * b / 256.0 + 3 * h + 4 + 1;
+      compare("dW_ih" + split, seed, LstmPropertiesTest.sum(runOne.dwIh(), runTwo.dwIh()), ref.dwIh(), mag.dwIh(), k);
+      compare("dW_hh" + split, seed, LstmPropertiesTest.sum(runOne.dwHh(), runTwo.dwHh()), ref.dwHh(), mag.dwHh(), k);
+      compare("db_hh" + split, seed, LstmPropertiesTest.sum(runOne.dbHh(), runTwo.dbHh()), ref.dbHh(), mag.dbHh(), k);
+    });
+  }
+
+  /** The reference backward (or its magnitude run) from a kernel run's own forward states. */
+  private static GruReference.Gradients referenceBackward(Problem p, Run run, boolean magnitude) {
+    GruReference.States states = new GruReference.States(Doubles.of(run.gates()), Doubles.of(run.ghn()),
+        Doubles.of(run.y()));
+    return GruReference.backward(p.steps(), p.batch(), p.input(), p.hidden(), Doubles.of(p.x()), Doubles.of(p.wIh()),
+        Doubles.of(p.wHh()), Doubles.of(p.h0()), states, Doubles.of(p.dy()), Doubles.of(p.dhT()), magnitude);
+  }
+
+  /** Steps [from, to) of p, starting from h0, with dhT flowing in at the end. */
+  private static Problem chunk(Problem p, int from, int to, float[] h0, float[] dhT) {
+    int rows = p.batch();
+    return new Problem(to - from, rows, p.input(), p.hidden(),
+        java.util.Arrays.copyOfRange(p.x(), from * rows * p.input(), to * rows * p.input()), p.wIh(), p.wHh(), p.bIh(),
+        p.bHh(), h0, java.util.Arrays.copyOfRange(p.dy(), from * rows * p.hidden(), to * rows * p.hidden()), dhT);
   }
 
   @Test

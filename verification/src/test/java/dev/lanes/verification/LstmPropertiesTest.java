@@ -33,8 +33,12 @@ class LstmPropertiesTest {
   record Problem(int steps, int batch, int input, int hidden, float[] x, float[] wIh, float[] wHh, float[] bIh,
       float[] bHh, float[] h0, float[] c0, float[] dy, float[] dhT, float[] dcT) {
     static Problem random(long seed, int maxSteps, int maxBatch, int maxInput, int maxHidden) {
+      return random(seed, 1, maxSteps, maxBatch, maxInput, maxHidden);
+    }
+
+    static Problem random(long seed, int minSteps, int maxSteps, int maxBatch, int maxInput, int maxHidden) {
       SplittableRandom r = new SplittableRandom(seed);
-      int t = 1 + r.nextInt(maxSteps);
+      int t = minSteps + r.nextInt(maxSteps - minSteps + 1);
       int b = 1 + r.nextInt(maxBatch);
       int in = 1 + r.nextInt(maxInput);
       int h = 1 + r.nextInt(maxHidden);
@@ -212,15 +216,8 @@ class LstmPropertiesTest {
       int b = p.batch();
       int in = p.input();
       int h = p.hidden();
-      LstmReference.States states = new LstmReference.States(Doubles.of(run.gates()), Doubles.of(run.c()),
-          Doubles.of(run.y()));
-      double[] x = Doubles.of(p.x());
-      double[] wIh = Doubles.of(p.wIh());
-      double[] wHh = Doubles.of(p.wHh());
-      LstmReference.Gradients ref = LstmReference.backward(t, b, in, h, x, wIh, wHh, Doubles.of(p.h0()),
-          Doubles.of(p.c0()), states, Doubles.of(p.dy()), Doubles.of(p.dhT()), Doubles.of(p.dcT()), false);
-      LstmReference.Gradients mag = LstmReference.backward(t, b, in, h, x, wIh, wHh, Doubles.of(p.h0()),
-          Doubles.of(p.c0()), states, Doubles.of(p.dy()), Doubles.of(p.dhT()), Doubles.of(p.dcT()), true);
+      LstmReference.Gradients ref = referenceBackward(p, run, false);
+      LstmReference.Gradients mag = referenceBackward(p, run, true);
       // Given the states, the backward is linear in the upstream gradients and computed with +
       // and x only (tanh(c) is recomputed with 6u). Along any path a term meets at most, per step,
       // the dh GEMM (a reduction over 4H: 4H + 4H/256 + 3 roundings), the dy add and the fused
@@ -248,6 +245,81 @@ class LstmPropertiesTest {
       assertArrayEquals(one.dwHh(), two.dwHh(), "dW_hh on 2 threads");
       assertArrayEquals(one.dx(), two.dx(), "dx on 2 threads");
     });
+  }
+
+  /**
+   * Truncated BPTT: a sequence run as two chunks, the state handed over (hT, cT to h0, c0 forward;
+   * dh0, dc0 to dhT, dcT backward), is the whole sequence.
+   *
+   * <p>Bitwise for y, hT, cT, dx, dh0 and dc0: every step sees the same inputs in both runs, and
+   * each row of a GEMM is summed in the same order whatever the number of rows. The weight and
+   * bias gradients are sums over all T B rows, which the chunks split into two sums and one add:
+   * they are checked against the reference from the whole run's states within the whole run's
+   * bound plus that one rounding.
+   */
+  @Test
+  void twoChunksAreTheWholeSequence() {
+    Properties.qt(60).forAll(SourceDSL.longs().all()).checkAssert(seed -> {
+      Problem p = Problem.random(seed, 2, 6, 5, 20, 40);
+      int t = p.steps();
+      int first = 1 + (int) Math.floorMod(seed, (long) t - 1);
+      Run whole = Run.of(p, Parallelism.sequential());
+      Problem one = chunk(p, 0, first, p.h0(), p.c0(), null, null);
+      Run forwardOne = Run.of(one, Parallelism.sequential());
+      Problem two = chunk(p, first, t, forwardOne.hT(), forwardOne.cT(), p.dhT(), p.dcT());
+      Run runTwo = Run.of(two, Parallelism.sequential());
+      Run runOne = Run.of(chunk(p, 0, first, p.h0(), p.c0(), runTwo.dh0(), runTwo.dc0()), Parallelism.sequential());
+      String split = " (chunks of " + first + " and " + (t - first) + " steps, case seed " + seed + ")";
+      assertArrayEquals(whole.y(), floats(runOne.y(), runTwo.y()), "y" + split);
+      assertArrayEquals(whole.hT(), runTwo.hT(), "hT" + split);
+      assertArrayEquals(whole.cT(), runTwo.cT(), "cT" + split);
+      assertArrayEquals(whole.dx(), floats(runOne.dx(), runTwo.dx()), "dx" + split);
+      assertArrayEquals(whole.dh0(), runOne.dh0(), "dh0" + split);
+      assertArrayEquals(whole.dc0(), runOne.dc0(), "dc0" + split);
+
+      int b = p.batch();
+      int in = p.input();
+      int h = p.hidden();
+      LstmReference.Gradients ref = referenceBackward(p, whole, false);
+      LstmReference.Gradients mag = referenceBackward(p, whole, true);
+      // backwardMatchesTheReferenceFromTheSameStates' K, plus the add of the two chunks' sums.
+      double k = t * (4.0 * h + 4.0 * h / 256 + 16) + t * b + t * b / 256.0 + 4 * h + 4 + 1;
+      compare("dW_ih" + split, seed, sum(runOne.dwIh(), runTwo.dwIh()), ref.dwIh(), mag.dwIh(), k);
+      compare("dW_hh" + split, seed, sum(runOne.dwHh(), runTwo.dwHh()), ref.dwHh(), mag.dwHh(), k);
+      compare("db_ih" + split, seed, sum(runOne.dbIh(), runTwo.dbIh()), ref.db(), mag.db(), k);
+    });
+  }
+
+  /** The reference backward (or its magnitude run) from a kernel run's own forward states. */
+  private static LstmReference.Gradients referenceBackward(Problem p, Run run, boolean magnitude) {
+    LstmReference.States states = new LstmReference.States(Doubles.of(run.gates()), Doubles.of(run.c()),
+        Doubles.of(run.y()));
+    return LstmReference.backward(p.steps(), p.batch(), p.input(), p.hidden(), Doubles.of(p.x()), Doubles.of(p.wIh()),
+        Doubles.of(p.wHh()), Doubles.of(p.h0()), Doubles.of(p.c0()), states, Doubles.of(p.dy()), Doubles.of(p.dhT()),
+        Doubles.of(p.dcT()), magnitude);
+  }
+
+  /** Steps [from, to) of p, starting from the given state, with the given gradient flowing in at the end. */
+  private static Problem chunk(Problem p, int from, int to, float[] h0, float[] c0, float[] dhT, float[] dcT) {
+    int rows = p.batch();
+    return new Problem(to - from, rows, p.input(), p.hidden(),
+        java.util.Arrays.copyOfRange(p.x(), from * rows * p.input(), to * rows * p.input()), p.wIh(), p.wHh(), p.bIh(),
+        p.bHh(), h0, c0, java.util.Arrays.copyOfRange(p.dy(), from * rows * p.hidden(), to * rows * p.hidden()), dhT,
+        dcT);
+  }
+
+  static float[] floats(float[] a, float[] b) {
+    float[] all = java.util.Arrays.copyOf(a, a.length + b.length);
+    System.arraycopy(b, 0, all, a.length, b.length);
+    return all;
+  }
+
+  static float[] sum(float[] a, float[] b) {
+    float[] out = new float[a.length];
+    for (int i = 0; i < a.length; i++) {
+      out[i] = a[i] + b[i];
+    }
+    return out;
   }
 
   @Test
