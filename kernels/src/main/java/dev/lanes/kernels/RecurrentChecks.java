@@ -42,9 +42,22 @@ final class RecurrentChecks {
   void check(String name, MemorySegment s, long offset, long floats, boolean written) {
     Checks.accessible(s, name, written);
     if (offset < 0 || offset > Checks.floats(s) - floats) {
-      throw new IndexOutOfBoundsException(name + " " + shapeOf(name) + " needs " + floats + " floats at offset "
-          + offset + ", that is [" + offset + ", " + (offset + floats) + "), but its buffer holds " + Checks.floats(s));
+      throw outOfBounds(name, shapeOf(name), s, offset, floats);
     }
+  }
+
+  /** {@link #check} for a buffer whose documented shape the caller states. */
+  static void check(String name, String shape, MemorySegment s, long offset, long floats, boolean written) {
+    Checks.accessible(s, name, written);
+    if (offset < 0 || offset > Checks.floats(s) - floats) {
+      throw outOfBounds(name, shape, s, offset, floats);
+    }
+  }
+
+  private static IndexOutOfBoundsException outOfBounds(String name, String shape, MemorySegment s, long offset,
+      long floats) {
+    return new IndexOutOfBoundsException(name + " " + shape + " needs " + floats + " floats at offset " + offset
+        + ", that is [" + offset + ", " + (offset + floats) + "), but its buffer holds " + Checks.floats(s));
   }
 
   void optional(String name, MemorySegment s, long offset, long floats, boolean written) {

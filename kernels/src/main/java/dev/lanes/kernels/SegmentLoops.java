@@ -21,11 +21,18 @@ final class SegmentLoops {
   private static final int LANES = SPECIES.length();
   private static final ByteOrder ORDER = ByteOrder.nativeOrder();
 
+  /**
+   * Zero, made once: a kernel that fills once per call (the GRU's zero row) runs that fill from
+   * code C2 has not compiled, where a fresh broadcast is a heap object, 96 B per call (found
+   * with JFR on a JVM without TLABs, where every allocation is an event).
+   */
+  private static final FloatVector ZERO = FloatVector.zero(SPECIES);
+
   private SegmentLoops() {}
 
   /** {@code dst[0 .. n) = value}. */
   static void fill(MemorySegment dst, long at, int n, float value) {
-    FloatVector v = FloatVector.broadcast(SPECIES, value);
+    FloatVector v = Float.floatToRawIntBits(value) == 0 ? ZERO : FloatVector.broadcast(SPECIES, value);
     int i = 0;
     for (int whole = n - n % LANES; i < whole; i += LANES) {
       v.intoMemorySegment(dst, at + 4L * i, ORDER);

@@ -1,0 +1,147 @@
+package dev.lanes.verification;
+
+import static dev.lanes.verification.RecurrentCases.seg;
+import static dev.lanes.verification.RecurrentCases.values;
+import static org.junit.jupiter.api.Assertions.assertArrayEquals;
+import static org.junit.jupiter.api.Assertions.assertThrows;
+import static org.junit.jupiter.api.Assertions.assertTrue;
+
+import dev.lanes.kernels.BidirectionalLstm;
+import dev.lanes.kernels.Parallelism;
+import dev.lanes.verification.LstmPropertiesTest.Problem;
+import dev.lanes.verification.LstmPropertiesTest.Run;
+import java.lang.foreign.Arena;
+import java.lang.foreign.MemorySegment;
+import java.util.Arrays;
+import java.util.SplittableRandom;
+import org.junit.jupiter.api.Test;
+import org.quicktheories.generators.SourceDSL;
+
+/**
+ * The bidirectional LSTM against its definition (PyTorch's {@code bidirectional=True}), built here
+ * from two unidirectional {@code Lstm} runs, whose accuracy {@link LstmPropertiesTest} checks:
+ * direction 0 reads x; direction 1 reads x reversed in time, and its outputs are reversed back;
+ * y is the per-step concatenation; dx is the sum of both directions' dx. The kernel computes the
+ * same floats in the same order, so every output and gradient must match bitwise.
+ */
+class BidirectionalLstmTest {
+
+  @Test
+  void matchesTwoUnidirectionalRunsOneOverTheReversedSequence() {
+    Properties.qt(80).forAll(SourceDSL.longs().all()).checkAssert(seed -> {
+      SplittableRandom r = new SplittableRandom(seed);
+      int t = 1 + r.nextInt(5);
+      int b = 1 + r.nextInt(4);
+      int in = 1 + r.nextInt(20);
+      int h = 1 + r.nextInt(40);
+      int state = b * h;
+      double k = 1 / Math.sqrt(h);
+      float[] x = values(r, t * b * in, 2);
+      float[] wIh = values(r, 2 * 4 * h * in, k);
+      float[] wHh = values(r, 2 * 4 * h * h, k);
+      float[] bIh = values(r, 2 * 4 * h, k);
+      float[] bHh = values(r, 2 * 4 * h, k);
+      float[] h0 = r.nextBoolean() ? values(r, 2 * state, 1) : null;
+      float[] c0 = r.nextBoolean() ? values(r, 2 * state, 1) : null;
+      float[] dy = values(r, t * state * 2, 1);
+      float[] dhT = r.nextBoolean() ? values(r, 2 * state, 1) : null;
+      float[] dcT = r.nextBoolean() ? values(r, 2 * state, 1) : null;
+
+      // The definition, from two unidirectional runs.
+      Run[] runs = new Run[2];
+      for (int d = 0; d < 2; d++) {
+        float[] xd = d == 0 ? x : reverseTime(x, t, b * in);
+        float[] dyd = half(dy, t * b, h, d);
+        runs[d] = Run.of(new Problem(t, b, in, h, xd, part(wIh, d), part(wHh, d), part(bIh, d), part(bHh, d),
+            part(h0, d), part(c0, d), d == 0 ? dyd : reverseTime(dyd, t, state), part(dhT, d), part(dcT, d)),
+            Parallelism.sequential());
+      }
+      float[] yReverse = reverseTime(runs[1].y(), t, state);
+      float[] expectedY = new float[t * state * 2];
+      for (int row = 0; row < t * b; row++) {
+        System.arraycopy(runs[0].y(), row * h, expectedY, row * 2 * h, h);
+        System.arraycopy(yReverse, row * h, expectedY, row * 2 * h + h, h);
+      }
+      float[] dxReverse = reverseTime(runs[1].dx(), t, b * in);
+      float[] expectedDx = new float[x.length];
+      for (int i = 0; i < x.length; i++) {
+        expectedDx[i] = runs[0].dx()[i] + dxReverse[i];
+      }
+
+      // The kernel.
+      BidirectionalLstm lstm = BidirectionalLstm.of(t, b, in, h);
+      MemorySegment ws = Arena.ofAuto().allocate(4 * lstm.workspaceFloats());
+      float[] y = new float[t * state * 2];
+      float[] hT = new float[2 * state];
+      float[] cT = new float[2 * state];
+      lstm.forward(seg(x), 0, seg(wIh), 0, seg(wHh), 0, seg(bIh), 0, seg(bHh), 0, seg(h0), 0, seg(c0), 0, seg(y), 0,
+          seg(hT), 0, seg(cT), 0, ws, 0, Parallelism.sequential());
+      float[] dx = new float[x.length];
+      float[] dwIh = new float[wIh.length];
+      float[] dwHh = new float[wHh.length];
+      float[] dbIh = new float[bIh.length];
+      float[] dbHh = new float[bHh.length];
+      float[] dh0 = new float[2 * state];
+      float[] dc0 = new float[2 * state];
+      lstm.backward(seg(x), 0, seg(wIh), 0, seg(wHh), 0, seg(h0), 0, seg(dy), 0, seg(dhT), 0, seg(dcT), 0, seg(dx), 0,
+          seg(dwIh), 0, seg(dwHh), 0, seg(dbIh), 0, seg(dbHh), 0, seg(dh0), 0, seg(dc0), 0, ws, 0,
+          Parallelism.sequential());
+
+      String c = " (T=" + t + " B=" + b + " I=" + in + " H=" + h + ", case seed " + seed + ")";
+      assertArrayEquals(expectedY, y, "y" + c);
+      assertArrayEquals(concat(runs[0].hT(), runs[1].hT()), hT, "hT" + c);
+      assertArrayEquals(concat(runs[0].cT(), runs[1].cT()), cT, "cT" + c);
+      assertArrayEquals(expectedDx, dx, "dx" + c);
+      assertArrayEquals(concat(runs[0].dwIh(), runs[1].dwIh()), dwIh, "dW_ih" + c);
+      assertArrayEquals(concat(runs[0].dwHh(), runs[1].dwHh()), dwHh, "dW_hh" + c);
+      assertArrayEquals(concat(runs[0].dbIh(), runs[1].dbIh()), dbIh, "db_ih" + c);
+      assertArrayEquals(concat(runs[0].dbHh(), runs[1].dbHh()), dbHh, "db_hh" + c);
+      assertArrayEquals(concat(runs[0].dh0(), runs[1].dh0()), dh0, "dh0" + c);
+      assertArrayEquals(concat(runs[0].dc0(), runs[1].dc0()), dc0, "dc0" + c);
+    });
+  }
+
+  @Test
+  void aTooSmallOutputIsRejectedBeforeAnythingIsWritten() {
+    BidirectionalLstm lstm = BidirectionalLstm.of(2, 3, 4, 5);
+    float[] y = new float[2 * 3 * 5]; // [T,B,H]: one direction's worth, not [T,B,2H]
+    Arrays.fill(y, 7f);
+    float[] hT = new float[2 * 3 * 5];
+    Arrays.fill(hT, 7f);
+    MemorySegment ws = MemorySegment.ofArray(new float[(int) lstm.workspaceFloats()]);
+    IndexOutOfBoundsException e = assertThrows(IndexOutOfBoundsException.class, () -> lstm.forward(
+        seg(new float[2 * 3 * 4]), 0, seg(new float[2 * 20 * 4]), 0, seg(new float[2 * 20 * 5]), 0, null, 0, null, 0,
+        null, 0, null, 0, seg(y), 0, seg(hT), 0, null, 0, ws, 0, Parallelism.sequential()));
+    assertTrue(e.getMessage().startsWith("y [T,B,2H] needs 60 floats"), e.getMessage());
+    float[] sevens = new float[y.length];
+    Arrays.fill(sevens, 7f);
+    assertArrayEquals(sevens, y, "y written");
+    assertArrayEquals(sevens, hT, "hT written");
+  }
+
+  /** Direction d's slice of a [2, ...] buffer, or null. */
+  private static float[] part(float[] both, int d) {
+    return both == null ? null : Arrays.copyOfRange(both, d * both.length / 2, (d + 1) * both.length / 2);
+  }
+
+  /** Half d of each 2H-wide row of a [rows, 2H] buffer, as [rows, H]. */
+  private static float[] half(float[] rows2h, int rows, int h, int d) {
+    float[] out = new float[rows * h];
+    for (int row = 0; row < rows; row++) {
+      System.arraycopy(rows2h, row * 2 * h + d * h, out, row * h, h);
+    }
+    return out;
+  }
+
+  private static float[] reverseTime(float[] v, int steps, int perStep) {
+    float[] out = new float[v.length];
+    for (int s = 0; s < steps; s++) {
+      System.arraycopy(v, (steps - 1 - s) * perStep, out, s * perStep, perStep);
+    }
+    return out;
+  }
+
+  private static float[] concat(float[] a, float[] b) {
+    return LstmPropertiesTest.floats(a, b);
+  }
+}
