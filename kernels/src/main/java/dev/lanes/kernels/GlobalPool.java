@@ -151,4 +151,44 @@ public final class GlobalPool {
     Checks.tensor(planeName, "[N,C,P]", batch, channels, positions, -1, planesOffset, Checks.floats(planes));
     Checks.tensor(valueName, "[N,C]", batch, channels, -1, -1, valuesOffset, Checks.floats(values));
   }
+
+  // ---- float[] overloads: the same calls on heap arrays (offsets in elements) ----
+
+  /** {@link #avgForward(int, int, int, MemorySegment, long, MemorySegment, long)} on arrays. */
+  public static void avgForward(int batch, int channels, int positions, float[] x, int xOffset, float[] y,
+      int yOffset) {
+    avgForward(batch, channels, positions, Checks.array(x, "x"), xOffset, Checks.array(y, "y"), yOffset);
+  }
+
+  /** {@link #avgBackward(int, int, int, MemorySegment, long, MemorySegment, long)} on arrays. */
+  public static void avgBackward(int batch, int channels, int positions, float[] dy, int dyOffset, float[] dx,
+      int dxOffset) {
+    avgBackward(batch, channels, positions, Checks.array(dy, "dy"), dyOffset, Checks.array(dx, "dx"), dxOffset);
+  }
+
+  /** {@link #maxForward(int, int, int, MemorySegment, long, MemorySegment, long, MemorySegment, long)} on arrays; argmax may be null. */
+  public static void maxForward(int batch, int channels, int positions, float[] x, int xOffset, float[] y,
+      int yOffset, int[] argmax, int argmaxOffset) {
+    maxForward(batch, channels, positions, Checks.array(x, "x"), xOffset, Checks.array(y, "y"), yOffset,
+        argmax == null ? null : MemorySegment.ofArray(argmax), argmaxOffset);
+  }
+
+  /** {@link #maxBackward(int, int, int, MemorySegment, long, MemorySegment, long, MemorySegment, long)} on arrays. */
+  public static void maxBackward(int batch, int channels, int positions, float[] dy, int dyOffset, int[] argmax,
+      int argmaxOffset, float[] dx, int dxOffset) {
+    maxBackward(batch, channels, positions, Checks.array(dy, "dy"), dyOffset,
+        MemorySegment.ofArray(Checks.notNull(argmax, "argmax")), argmaxOffset, Checks.array(dx, "dx"), dxOffset);
+  }
+
+  /** {@link #maxOverTime(int, int, int, MemorySegment, long, MemorySegment, long, MemorySegment, long)} on arrays. */
+  public static void maxOverTime(int batch, int channels, int length, float[] x, int xOffset, float[] y, int yOffset,
+      int[] argmax, int argmaxOffset) {
+    maxForward(batch, channels, length, x, xOffset, y, yOffset, argmax, argmaxOffset);
+  }
+
+  /** {@link #maxOverTimeBackward(int, int, int, MemorySegment, long, MemorySegment, long, MemorySegment, long)} on arrays. */
+  public static void maxOverTimeBackward(int batch, int channels, int length, float[] dy, int dyOffset, int[] argmax,
+      int argmaxOffset, float[] dx, int dxOffset) {
+    maxBackward(batch, channels, length, dy, dyOffset, argmax, argmaxOffset, dx, dxOffset);
+  }
 }

@@ -35,7 +35,6 @@ final class PoolTask implements ParallelTask {
   /** Lane indices 0, 2, 4, ...: the even lanes of two concatenated vectors. */
   private static final FloatVector EVEN = FloatVector.fromArray(SPECIES, evens(), 0);
   private static final IntVector IOTA = IntVector.zero(INTS).addIndex(1);
-  private static final FloatVector NEG_INF = FloatVector.broadcast(SPECIES, Float.NEGATIVE_INFINITY);
   /** Below this many input floats a call stays on one thread. */
   private static final long MIN_FLOATS_PER_THREAD = 1 << 15;
 
@@ -121,16 +120,8 @@ final class PoolTask implements ParallelTask {
         case MAX_FORWARD, AVG_FORWARD -> {
           boolean max = op == MAX_FORWARD;
           for (int oh = 0; oh < g.outHeight; oh++) {
-            long yRow = y + 4L * oh * g.outWidth;
-            if (g.strideW <= 2) {
-              if (max) {
-                maxRow(g, in, x, oh, out, yRow, index, idx + 4L * oh * g.outWidth);
-              } else {
-                avgRow(g, in, x, oh, out, yRow, countIncludePad);
-              }
-            } else {
-              scalarRow(g, in, x, oh, out, yRow, index, idx + 4L * oh * g.outWidth, max, countIncludePad);
-            }
+            forwardRow(g, in, x, oh, out, y + 4L * oh * g.outWidth, index, idx + 4L * oh * g.outWidth, max,
+                countIncludePad);
           }
         }
         case MAX_BACKWARD -> maxBackwardPlane(g, in, x, index, idx, out, y);
@@ -140,177 +131,101 @@ final class PoolTask implements ParallelTask {
   }
 
   /**
-   * Lanes of a vector load starting at column {@code first} whose column lies in [0, width); the
-   * others read nothing and take the padding value. Computed, not branched on, so that the loads
-   * stay inline in the row loops: a helper returning a vector was compiled on its own ("already
-   * compiled into a big method"), not inlined, and every vector it returned was boxed (384 bytes
-   * per output vector, 176 MB per 32x64x112x112 max pool).
-   */
-  private static VectorMask<Float> inside(int first, int width) {
-    // Integer compares: indexInRange with a negative start is not intrinsified and allocates.
-    IntVector column = IOTA.add(first);
-    return column.compare(VectorOperators.GE, 0).and(column.compare(VectorOperators.LT, width)).cast(SPECIES);
-  }
-
-  /**
-   * One output row of max pooling, accumulated in the output row itself: start at -inf (index:
-   * the window's first element inside the input), then fold in one window tap at a time. Each tap
-   * is a small method that reads and writes the row, so no vector lives across a call; the row
-   * (tens of floats) stays in L1.
-   */
-  private static void maxRow(Pool2d g, MemorySegment x, long planeAt, int oh, MemorySegment y, long yRow,
-      MemorySegment idx, long idxRow) {
-    int top = oh * g.strideH - g.padH;
-    int h0 = Math.max(top, 0);
-    int h1 = Math.min(top + g.kernelH, g.height);
-    SegmentLoops.fill(y, yRow, g.outWidth, Float.NEGATIVE_INFINITY);
-    if (idx != null) {
-      firstIndices(g.outWidth, g.strideW, -g.padW, h0 * g.width, idx, idxRow);
-    }
-    for (int ih = h0; ih < h1; ih++) {
-      long rowAt = planeAt + 4L * ih * g.width;
-      for (int kw = 0; kw < g.kernelW; kw++) {
-        maxTap(x, rowAt, kw - g.padW, g.strideW, g.width, ih * g.width, y, yRow, idx, idxRow, g.outWidth);
-      }
-    }
-  }
-
-  /** {@code idx[ow] = rowStart + max(ow*stride + left, 0)}: the first in-bounds element of each window. */
-  private static void firstIndices(int outWidth, int stride, int left, int rowStart, MemorySegment idx, long idxRow) {
-    for (int ow0 = 0; ow0 < outWidth; ow0 += LANES) {
-      IOTA.add(ow0).mul(stride).add(left).max(0).add(rowStart)
-          .intoMemorySegment(idx, idxRow + 4L * ow0, ORDER, INTS.indexInRange(ow0, outWidth));
-    }
-  }
-
-  /**
-   * Folds tap (row at {@code rowAt}, column offset {@code left}) into the row's running max:
-   * output ow sees input column {@code ow*stride + left}. PyTorch's rule: a value replaces the
-   * max if it is greater, or NaN.
+   * One output row: whole vectors of outputs whose windows lie inside the input row (the interior
+   * of a plane, nearly all of it for the usual 2x2 and 3x3 pools), then the outputs at the padded
+   * or ragged edges one at a time. Rows above and below the image are clipped away (h0, h1), so
+   * vertical padding needs no test at all.
    *
-   * <p>Two passes through a per-thread row of tap values: gathering the tap (masked loads, the
-   * stride-2 permute) and folding it in (compare, blend, argmax) in one loop was too big for C1
-   * ("out of virtual registers"), stayed in tier-2 code and, inlined by C2 into the row loop, ran
-   * past the inlining node budget: 63 MB boxed per 8x64x112x112 3x3 stride-2 padded pool.
+   * <p>Why not masked vectors at the edges too: an earlier version read every tap through masked
+   * loads into a row in memory and folded it in with masked stores, and ran max2s2 at about 7x
+   * the time of a copy of the same bytes. Unmasked loads with the running max, argmax or sum in
+   * registers across the window's taps keep the interior near memory speed.
    */
-  private static void maxTap(MemorySegment x, long rowAt, int left, int stride, int width, int rowStart,
-      MemorySegment y, long yRow, MemorySegment idx, long idxRow, int outWidth) {
-    MemorySegment taps = tapRow(outWidth);
-    gatherTap(x, rowAt, left, stride, width, taps, outWidth);
-    foldMax(taps, rowStart + left, stride, y, yRow, idx, idxRow, outWidth);
-  }
-
-  private static final ThreadLocal<MemorySegment[]> TAP_ROW = ThreadLocal.withInitial(() -> new MemorySegment[1]);
-
-  /** This thread's row of tap values, with a vector of slack; grown once, then reused. */
-  private static MemorySegment tapRow(int outWidth) {
-    MemorySegment[] holder = TAP_ROW.get();
-    long bytes = 4L * (outWidth + LANES);
-    if (holder[0] == null || holder[0].byteSize() < bytes) {
-      holder[0] = java.lang.foreign.Arena.ofAuto().allocate(Math.max(bytes, 4096), 64);
-    }
-    return holder[0];
-  }
-
-  /** {@code taps[ow] = x[ow*stride + left]}, -inf where that column is outside [0, width). */
-  private static void gatherTap(MemorySegment x, long rowAt, int left, int stride, int width, MemorySegment taps,
-      int outWidth) {
-    for (int ow0 = 0; ow0 < outWidth; ow0 += LANES) {
-      int first = ow0 * stride + left;
-      // Lanes whose column is in [0, width), from integer compares: indexInRange with a negative
-      // start (the left padding) is not intrinsified, and its Java fallback allocates.
-      IntVector column = IOTA.add(first);
-      VectorMask<Float> in0 = column.compare(VectorOperators.GE, 0).and(column.compare(VectorOperators.LT, width))
-          .cast(SPECIES);
-      FloatVector v = NEG_INF.blend(FloatVector.fromMemorySegment(SPECIES, x, rowAt + 4L * first, ORDER, in0), in0);
-      if (stride == 2) {
-        int second = first + LANES;
-        IntVector high = IOTA.add(second);
-        VectorMask<Float> in1 = high.compare(VectorOperators.GE, 0).and(high.compare(VectorOperators.LT, width))
-            .cast(SPECIES);
-        FloatVector hi = NEG_INF.blend(FloatVector.fromMemorySegment(SPECIES, x, rowAt + 4L * second, ORDER, in1), in1);
-        v = EVEN.selectFrom(v, hi);
-      }
-      v.intoMemorySegment(taps, 4L * ow0, ORDER);
-    }
-  }
-
-  /** Folds the gathered taps into y and, where they win, their element index into idx. */
-  private static void foldMax(MemorySegment taps, int firstIndex, int stride, MemorySegment y, long yRow,
-      MemorySegment idx, long idxRow, int outWidth) {
-    for (int ow0 = 0; ow0 < outWidth; ow0 += LANES) {
-      VectorMask<Float> present = SPECIES.indexInRange(ow0, outWidth);
-      FloatVector v = FloatVector.fromMemorySegment(SPECIES, taps, 4L * ow0, ORDER);
-      long at = yRow + 4L * ow0;
-      FloatVector best = FloatVector.fromMemorySegment(SPECIES, y, at, ORDER, present);
-      VectorMask<Float> takes = v.compare(VectorOperators.GT, best).or(v.test(VectorOperators.IS_NAN)).and(present);
-      best.blend(v, takes).intoMemorySegment(y, at, ORDER, present);
-      if (idx != null) {
-        long ia = idxRow + 4L * ow0;
-        IntVector arg = IntVector.fromMemorySegment(INTS, idx, ia, ORDER, present.cast(INTS));
-        arg.blend(IOTA.add(ow0).mul(stride).add(firstIndex), takes.cast(INTS))
-            .intoMemorySegment(idx, ia, ORDER, present.cast(INTS));
-      }
-    }
-  }
-
-  /** One output row of average pooling: zero, add each tap, then divide (see {@link #maxRow}). */
-  private static void avgRow(Pool2d g, MemorySegment x, long planeAt, int oh, MemorySegment y, long yRow,
-      boolean countIncludePad) {
-    int top = oh * g.strideH - g.padH;
-    int h0 = Math.max(top, 0);
-    int h1 = Math.min(top + g.kernelH, g.height);
-    SegmentLoops.fill(y, yRow, g.outWidth, 0f);
-    for (int ih = h0; ih < h1; ih++) {
-      long rowAt = planeAt + 4L * ih * g.width;
-      for (int kw = 0; kw < g.kernelW; kw++) {
-        sumTap(x, rowAt, kw - g.padW, g.strideW, g.width, y, yRow, g.outWidth);
-      }
-    }
-    divideRow(g, h1 - h0, countIncludePad, y, yRow);
-  }
-
-  private static void sumTap(MemorySegment x, long rowAt, int left, int stride, int width, MemorySegment y,
-      long yRow, int outWidth) {
-    for (int ow0 = 0; ow0 < outWidth; ow0 += LANES) {
-      int first = ow0 * stride + left;
-      // Masked-off lanes load as zero, the padding value of a sum.
-      FloatVector v = FloatVector.fromMemorySegment(SPECIES, x, rowAt + 4L * first, ORDER, inside(first, width));
-      if (stride == 2) {
-        FloatVector hi = FloatVector.fromMemorySegment(SPECIES, x, rowAt + 4L * (first + LANES), ORDER,
-            inside(first + LANES, width));
-        v = EVEN.selectFrom(v, hi);
-      }
-      VectorMask<Float> present = SPECIES.indexInRange(ow0, outWidth);
-      long at = yRow + 4L * ow0;
-      FloatVector.fromMemorySegment(SPECIES, y, at, ORDER, present).add(v).intoMemorySegment(y, at, ORDER, present);
-    }
-  }
-
-  /** Divides the row's sums by the kernel area, or by each window's count of inputs. */
-  private static void divideRow(Pool2d g, int rows, boolean countIncludePad, MemorySegment y, long yRow) {
-    for (int ow0 = 0; ow0 < g.outWidth; ow0 += LANES) {
-      FloatVector divisor;
-      if (countIncludePad) {
-        divisor = FloatVector.broadcast(SPECIES, (float) (g.kernelH * g.kernelW));
-      } else {
-        IntVector start = IOTA.add(ow0).mul(g.strideW).sub(g.padW);
-        IntVector cols = start.add(g.kernelW).min(g.width).sub(start.max(0));
-        divisor = ((FloatVector) cols.convert(VectorOperators.I2F, 0)).mul((float) rows);
-      }
-      VectorMask<Float> present = SPECIES.indexInRange(ow0, g.outWidth);
-      long at = yRow + 4L * ow0;
-      FloatVector.fromMemorySegment(SPECIES, y, at, ORDER, present).div(divisor).intoMemorySegment(y, at, ORDER, present);
-    }
-  }
-
-  /** Any stride, one output at a time, with the same scan order and rules as the vector rows. */
-  private static void scalarRow(Pool2d g, MemorySegment x, long planeAt, int oh, MemorySegment y, long yRow,
+  private static void forwardRow(Pool2d g, MemorySegment x, long planeAt, int oh, MemorySegment y, long yRow,
       MemorySegment idx, long idxRow, boolean max, boolean countIncludePad) {
     int top = oh * g.strideH - g.padH;
     int h0 = Math.max(top, 0);
     int h1 = Math.min(top + g.kernelH, g.height);
-    for (int ow = 0; ow < g.outWidth; ow++) {
+    int stride = g.strideW;
+    // Floats a block's loads span from its first window column: one vector, or two for stride 2
+    // (whose odd lanes are dropped).
+    int reach = stride == 1 ? LANES : 2 * LANES;
+    int first = (g.padW + stride - 1) / stride; // the first output whose window starts inside the row
+    int ow0 = first;
+    if (stride <= 2) {
+      // Divisor of an interior average: all kernelW columns are inside, rows are clipped.
+      float area = countIncludePad ? g.kernelH * g.kernelW : (h1 - h0) * g.kernelW;
+      for (; ow0 + LANES <= g.outWidth && ow0 * stride - g.padW + g.kernelW - 1 + reach <= g.width; ow0 += LANES) {
+        int left = ow0 * stride - g.padW;
+        if (max) {
+          maxBlock(x, planeAt, h0, h1, g.width, left, stride, g.kernelW, y, yRow + 4L * ow0, idx, idxRow + 4L * ow0);
+        } else {
+          sumBlock(x, planeAt, h0, h1, g.width, left, stride, g.kernelW, area, y, yRow + 4L * ow0);
+        }
+      }
+    }
+    scalarRow(g, x, planeAt, oh, 0, Math.min(first, g.outWidth), y, yRow, idx, idxRow, max, countIncludePad);
+    scalarRow(g, x, planeAt, oh, Math.max(ow0, Math.min(first, g.outWidth)), g.outWidth, y, yRow, idx, idxRow, max,
+        countIncludePad);
+  }
+
+  /**
+   * Max and argmax of LANES outputs whose windows start at input column {@code left + j*stride}
+   * (lane j) and lie inside the row. Taps in window scan order (row by row, left to right); a tap
+   * replaces the max if it is greater, or NaN, PyTorch's rule, so ties go to the first maximum.
+   */
+  private static void maxBlock(MemorySegment x, long planeAt, int h0, int h1, int width, int left, int stride,
+      int kernelW, MemorySegment y, long yAt, MemorySegment idx, long idxAt) {
+    // Made here, not taken from a static final constant: a loop-carried vector whose first value
+    // was a static final object was boxed at every tap (C2 kept the loop phi as an object): 330 B
+    // per block, 132 MB per 32x64x112x112 2x2 pool, found with JFR on a JVM without TLABs.
+    FloatVector best = FloatVector.broadcast(SPECIES, Float.NEGATIVE_INFINITY);
+    IntVector arg = IOTA.mul(stride).add(h0 * width + left); // first tap; PyTorch's index for all -inf
+    IntVector laneColumn = IOTA.mul(stride);
+    for (int ih = h0; ih < h1; ih++) {
+      long rowAt = planeAt + 4L * ih * width;
+      for (int kw = 0; kw < kernelW; kw++) {
+        long at = rowAt + 4L * (left + kw);
+        FloatVector v = FloatVector.fromMemorySegment(SPECIES, x, at, ORDER);
+        if (stride == 2) {
+          v = EVEN.selectFrom(v, FloatVector.fromMemorySegment(SPECIES, x, at + 4L * LANES, ORDER));
+        }
+        VectorMask<Float> takes = v.compare(VectorOperators.GT, best).or(v.test(VectorOperators.IS_NAN));
+        best = best.blend(v, takes);
+        arg = arg.blend(laneColumn.add(ih * width + left + kw), takes.cast(INTS));
+      }
+    }
+    best.intoMemorySegment(y, yAt, ORDER);
+    if (idx != null) {
+      arg.intoMemorySegment(idx, idxAt, ORDER);
+    }
+  }
+
+  /** Average of LANES outputs whose windows lie inside the row (see {@link #maxBlock}): sum in scan order, then divide. */
+  private static void sumBlock(MemorySegment x, long planeAt, int h0, int h1, int width, int left, int stride,
+      int kernelW, float area, MemorySegment y, long yAt) {
+    FloatVector sum = FloatVector.zero(SPECIES);
+    for (int ih = h0; ih < h1; ih++) {
+      long rowAt = planeAt + 4L * ih * width;
+      for (int kw = 0; kw < kernelW; kw++) {
+        long at = rowAt + 4L * (left + kw);
+        FloatVector v = FloatVector.fromMemorySegment(SPECIES, x, at, ORDER);
+        if (stride == 2) {
+          v = EVEN.selectFrom(v, FloatVector.fromMemorySegment(SPECIES, x, at + 4L * LANES, ORDER));
+        }
+        sum = sum.add(v);
+      }
+    }
+    sum.div(area).intoMemorySegment(y, yAt, ORDER);
+  }
+
+  /** Outputs [owFrom, owTo) of a row, any stride, one at a time, with the same scan order and rules as the blocks. */
+  private static void scalarRow(Pool2d g, MemorySegment x, long planeAt, int oh, int owFrom, int owTo,
+      MemorySegment y, long yRow, MemorySegment idx, long idxRow, boolean max, boolean countIncludePad) {
+    int top = oh * g.strideH - g.padH;
+    int h0 = Math.max(top, 0);
+    int h1 = Math.min(top + g.kernelH, g.height);
+    for (int ow = owFrom; ow < owTo; ow++) {
       int left = ow * g.strideW - g.padW;
       int w0 = Math.max(left, 0);
       int w1 = Math.min(left + g.kernelW, g.width);

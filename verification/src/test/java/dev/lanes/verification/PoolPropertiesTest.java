@@ -245,12 +245,20 @@ class PoolPropertiesTest {
       float[] avgY = new float[planes];
       float[] maxDx = new float[x.length];
       float[] avgDx = new float[x.length];
-      GlobalPool.maxOverTime(batch, channels, positions, xs, 0, MemorySegment.ofArray(maxY), 0,
-          MemorySegment.ofArray(argmax), 0);
-      GlobalPool.maxOverTimeBackward(batch, channels, positions, MemorySegment.ofArray(dy), 0,
-          MemorySegment.ofArray(argmax), 0, MemorySegment.ofArray(maxDx), 0);
-      GlobalPool.avgForward(batch, channels, positions, xs, 0, MemorySegment.ofArray(avgY), 0);
-      GlobalPool.avgBackward(batch, channels, positions, MemorySegment.ofArray(dy), 0, MemorySegment.ofArray(avgDx), 0);
+      if (r.nextBoolean()) { // the segment entry points
+        GlobalPool.maxOverTime(batch, channels, positions, xs, 0, MemorySegment.ofArray(maxY), 0,
+            MemorySegment.ofArray(argmax), 0);
+        GlobalPool.maxOverTimeBackward(batch, channels, positions, MemorySegment.ofArray(dy), 0,
+            MemorySegment.ofArray(argmax), 0, MemorySegment.ofArray(maxDx), 0);
+        GlobalPool.avgForward(batch, channels, positions, xs, 0, MemorySegment.ofArray(avgY), 0);
+        GlobalPool.avgBackward(batch, channels, positions, MemorySegment.ofArray(dy), 0, MemorySegment.ofArray(avgDx),
+            0);
+      } else { // the float[] overloads
+        GlobalPool.maxOverTime(batch, channels, positions, x, 0, maxY, 0, argmax, 0);
+        GlobalPool.maxOverTimeBackward(batch, channels, positions, dy, 0, argmax, 0, maxDx, 0);
+        GlobalPool.avgForward(batch, channels, positions, x, 0, avgY, 0);
+        GlobalPool.avgBackward(batch, channels, positions, dy, 0, avgDx, 0);
+      }
       PoolReference.Max max = PoolReference.globalMaxForward(planes, positions, Doubles.of(x));
       for (int p = 0; p < planes; p++) {
         assertEquals(Float.floatToIntBits((float) max.y()[p]), Float.floatToIntBits(maxY[p]), "max of plane " + p);
