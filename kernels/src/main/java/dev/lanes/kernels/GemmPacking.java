@@ -19,8 +19,9 @@ import jdk.incubator.vector.VectorSpecies;
  *
  * <p>Both operands reduce to the same two shapes of source, so there are two routines:
  * <ul>
- *   <li>{@link #packRuns}: each k step of the panel is a contiguous run in the source (op(A) = Aᵀ,
- *       op(B) = B). One masked vector copy per run.
+ *   <li>{@link #packRuns}: each k step of the panel is a contiguous run in the source (op(B) = B;
+ *       op(A) = Aᵀ goes through {@link #packTransposedGroup}). One vector copy per run, masked for a
+ *       partial panel.
  *   <li>{@link #packTransposed}: each panel row is a contiguous run along k in the source
  *       (op(A) = A, op(B) = Bᵀ). The runs are bulk-copied into a scratch array, then transposed
  *       array to array, where C2 drops the bounds checks; element-wise segment reads cost about
@@ -38,18 +39,14 @@ final class GemmPacking {
   private GemmPacking() {}
 
   /**
-   * Packs op(A)[i0 .. i0+mr) x [p0 .. p0+kc) into {@code dst[0 .. MR*kc)}, zero rows below mr.
-   * {@code aOff} is the byte offset of A's element (0, 0); {@code ldaBytes} its row pitch.
+   * Packs op(A)[i0 .. i0+mr) x [p0 .. p0+kc) into {@code dst[0 .. MR*kc)}, zero rows below mr, for
+   * an untransposed A (stored m x k: panel row i is the run A[i0+i][p0 .. p0+kc)). A transposed A
+   * is packed a group of panels at a time by {@link #packTransposedGroup}. {@code aOff} is the byte
+   * offset of A's element (0, 0); {@code ldaBytes} its row pitch.
    */
-  static void packA(boolean transposed, MemorySegment a, long aOff, long ldaBytes, int i0, int mr,
-      int p0, int kc, float[] dst, float[] scratch, TransposeMap map) {
-    if (transposed) {
-      // A is stored k x m: k step p is the run A[p0+p][i0 .. i0+mr).
-      packRuns(a, aOff + p0 * ldaBytes + 4L * i0, ldaBytes, mr, kc, MR, dst, 0);
-    } else {
-      // A is stored m x k: panel row i is the run A[i0+i][p0 .. p0+kc).
-      packTransposed(a, aOff + i0 * ldaBytes + 4L * p0, ldaBytes, mr, kc, MR, dst, 0, scratch, map);
-    }
+  static void packA(MemorySegment a, long aOff, long ldaBytes, int i0, int mr, int p0, int kc, float[] dst,
+      float[] scratch, TransposeMap map) {
+    packTransposed(a, aOff + i0 * ldaBytes + 4L * p0, ldaBytes, mr, kc, MR, dst, 0, scratch, map);
   }
 
   /**

@@ -232,7 +232,7 @@ final class GemmTask implements ParallelTask {
       int bFirst, int bStride, float betaHere) {
     final int mr = GemmMicroKernel.MR;
     if (!transA) {
-      GemmPacking.packA(false, a, aOff, ldaBytes, ir, rows, pc, kc, ws.aPanel, ws.transposeScratch, ws.aMap);
+      GemmPacking.packA(a, aOff, ldaBytes, ir, rows, pc, kc, ws.aPanel, ws.transposeScratch, ws.aMap);
       rowPanel(ws, ir, rows, kc, jc, nc, ws.aPanel, 0, bBlock, bFirst, bStride, betaHere);
       return;
     }

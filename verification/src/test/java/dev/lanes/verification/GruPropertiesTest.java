@@ -212,7 +212,7 @@ class GruPropertiesTest {
       // As for the LSTM (see LstmPropertiesTest): per step the dh GEMM (a reduction over 3H onto the
       // direct path: 3H + 3H/256 + 4 roundings), the dy add and the fused passes (12); then a final
       // reduction over T B or 3H.
-      double k = t * (3.0 * h + 3.0 * h / 256 + 17) + t * b + t * b / 256.0 + 3 * h + 4;
+      double k = backwardRoundings(t, b, h);
       compare("dx", seed, run.dx(), ref.dx(), mag.dx(), k);
       compare("dW_ih", seed, run.dwIh(), ref.dwIh(), mag.dwIh(), k);
       compare("dW_hh", seed, run.dwHh(), ref.dwHh(), mag.dwHh(), k);
@@ -248,11 +248,16 @@ class GruPropertiesTest {
       int h = p.hidden();
       GruReference.Gradients ref = referenceBackward(p, whole, false);
       GruReference.Gradients mag = referenceBackward(p, whole, true);
-      double k = t * (3.0 * h + 3.0 * h / 256 + 17) + t * b + t * b / 256.0 + 3 * h + 4 + 1;
+      double k = backwardRoundings(t, b, h) + 1; // plus the add of the two chunks' sums
       compare("dW_ih" + split, seed, LstmPropertiesTest.sum(runOne.dwIh(), runTwo.dwIh()), ref.dwIh(), mag.dwIh(), k);
       compare("dW_hh" + split, seed, LstmPropertiesTest.sum(runOne.dwHh(), runTwo.dwHh()), ref.dwHh(), mag.dwHh(), k);
       compare("db_hh" + split, seed, LstmPropertiesTest.sum(runOne.dbHh(), runTwo.dbHh()), ref.dbHh(), mag.dbHh(), k);
     });
+  }
+
+  /** K of backwardMatchesTheReferenceFromTheSameStates' bound (derived there). */
+  private static double backwardRoundings(int t, int b, int h) {
+    return t * (3.0 * h + 3.0 * h / 256 + 17) + t * b + t * b / 256.0 + 3 * h + 4;
   }
 
   /** The reference backward (or its magnitude run) from a kernel run's own forward states. */

@@ -224,7 +224,7 @@ class LstmPropertiesTest {
       // cell pass (12, tanh's 6u included); then a final reduction over T B (weights, biases) or
       // 4H (dx). So each gradient is within K u times the sum of its terms' magnitudes (the
       // magnitude run), K = T (4H + 4H/256 + 16) + T B + T B/256 + 4H + 4.
-      double k = t * (4.0 * h + 4.0 * h / 256 + 16) + t * b + t * b / 256.0 + 4 * h + 4;
+      double k = backwardRoundings(t, b, h);
       compare("dx", seed, run.dx(), ref.dx(), mag.dx(), k);
       compare("dW_ih", seed, run.dwIh(), ref.dwIh(), mag.dwIh(), k);
       compare("dW_hh", seed, run.dwHh(), ref.dwHh(), mag.dwHh(), k);
@@ -283,11 +283,16 @@ class LstmPropertiesTest {
       LstmReference.Gradients ref = referenceBackward(p, whole, false);
       LstmReference.Gradients mag = referenceBackward(p, whole, true);
       // backwardMatchesTheReferenceFromTheSameStates' K, plus the add of the two chunks' sums.
-      double k = t * (4.0 * h + 4.0 * h / 256 + 16) + t * b + t * b / 256.0 + 4 * h + 4 + 1;
+      double k = backwardRoundings(t, b, h) + 1;
       compare("dW_ih" + split, seed, sum(runOne.dwIh(), runTwo.dwIh()), ref.dwIh(), mag.dwIh(), k);
       compare("dW_hh" + split, seed, sum(runOne.dwHh(), runTwo.dwHh()), ref.dwHh(), mag.dwHh(), k);
       compare("db_ih" + split, seed, sum(runOne.dbIh(), runTwo.dbIh()), ref.db(), mag.db(), k);
     });
+  }
+
+  /** K of backwardMatchesTheReferenceFromTheSameStates' bound (derived there). */
+  private static double backwardRoundings(int t, int b, int h) {
+    return t * (4.0 * h + 4.0 * h / 256 + 16) + t * b + t * b / 256.0 + 4 * h + 4;
   }
 
   /** The reference backward (or its magnitude run) from a kernel run's own forward states. */
