@@ -36,7 +36,7 @@ final class GemmMicroKernel {
 
   /**
    * Computes the tile {@code T = Ap * Bp} over {@code kc} steps, where {@code Ap} is an MR-row
-   * packed panel ({@code Ap[p*MR + i]}) and {@code Bp} an NR-column packed panel
+   * packed panel stored row by row, row i from {@code Ap[i*KC]} ({@link GemmPacking#packA}), and {@code Bp} an NR-column packed panel
    * ({@code Bp[p*NR + j]}), and parks it row-major in {@code tile} (MR*NR floats) for
    * {@link #store} to merge into C.
    *
@@ -68,35 +68,38 @@ final class GemmMicroKernel {
     FloatVector c9_0 = FloatVector.zero(SPECIES), c9_1 = FloatVector.zero(SPECIES);
     FloatVector c10_0 = FloatVector.zero(SPECIES), c10_1 = FloatVector.zero(SPECIES);
     FloatVector c11_0 = FloatVector.zero(SPECIES), c11_1 = FloatVector.zero(SPECIES);
+    // Row i of the A panel starts i * pitch floats in; pitch is a constant to C2, which folds
+    // each row's offset into its broadcast's address.
+    final int pitch = GemmBlocking.KC;
     for (int p = 0; p < kc; p++) {
-      int ao = apOff + p * MR;
+      int ao = apOff + p;
       int bo = bpOff + p * NR;
       FloatVector b0 = FloatVector.fromArray(SPECIES, bp, bo);
       FloatVector b1 = FloatVector.fromArray(SPECIES, bp, bo + 1 * LANES);
       FloatVector a;
       a = FloatVector.broadcast(SPECIES, ap[ao]);
       c0_0 = a.fma(b0, c0_0); c0_1 = a.fma(b1, c0_1);
-      a = FloatVector.broadcast(SPECIES, ap[ao + 1]);
+      a = FloatVector.broadcast(SPECIES, ap[ao + 1 * pitch]);
       c1_0 = a.fma(b0, c1_0); c1_1 = a.fma(b1, c1_1);
-      a = FloatVector.broadcast(SPECIES, ap[ao + 2]);
+      a = FloatVector.broadcast(SPECIES, ap[ao + 2 * pitch]);
       c2_0 = a.fma(b0, c2_0); c2_1 = a.fma(b1, c2_1);
-      a = FloatVector.broadcast(SPECIES, ap[ao + 3]);
+      a = FloatVector.broadcast(SPECIES, ap[ao + 3 * pitch]);
       c3_0 = a.fma(b0, c3_0); c3_1 = a.fma(b1, c3_1);
-      a = FloatVector.broadcast(SPECIES, ap[ao + 4]);
+      a = FloatVector.broadcast(SPECIES, ap[ao + 4 * pitch]);
       c4_0 = a.fma(b0, c4_0); c4_1 = a.fma(b1, c4_1);
-      a = FloatVector.broadcast(SPECIES, ap[ao + 5]);
+      a = FloatVector.broadcast(SPECIES, ap[ao + 5 * pitch]);
       c5_0 = a.fma(b0, c5_0); c5_1 = a.fma(b1, c5_1);
-      a = FloatVector.broadcast(SPECIES, ap[ao + 6]);
+      a = FloatVector.broadcast(SPECIES, ap[ao + 6 * pitch]);
       c6_0 = a.fma(b0, c6_0); c6_1 = a.fma(b1, c6_1);
-      a = FloatVector.broadcast(SPECIES, ap[ao + 7]);
+      a = FloatVector.broadcast(SPECIES, ap[ao + 7 * pitch]);
       c7_0 = a.fma(b0, c7_0); c7_1 = a.fma(b1, c7_1);
-      a = FloatVector.broadcast(SPECIES, ap[ao + 8]);
+      a = FloatVector.broadcast(SPECIES, ap[ao + 8 * pitch]);
       c8_0 = a.fma(b0, c8_0); c8_1 = a.fma(b1, c8_1);
-      a = FloatVector.broadcast(SPECIES, ap[ao + 9]);
+      a = FloatVector.broadcast(SPECIES, ap[ao + 9 * pitch]);
       c9_0 = a.fma(b0, c9_0); c9_1 = a.fma(b1, c9_1);
-      a = FloatVector.broadcast(SPECIES, ap[ao + 10]);
+      a = FloatVector.broadcast(SPECIES, ap[ao + 10 * pitch]);
       c10_0 = a.fma(b0, c10_0); c10_1 = a.fma(b1, c10_1);
-      a = FloatVector.broadcast(SPECIES, ap[ao + 11]);
+      a = FloatVector.broadcast(SPECIES, ap[ao + 11 * pitch]);
       c11_0 = a.fma(b0, c11_0); c11_1 = a.fma(b1, c11_1);
     }
     c0_0.intoArray(tile, 0 * LANES); c0_1.intoArray(tile, 1 * LANES);

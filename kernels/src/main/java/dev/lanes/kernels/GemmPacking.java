@@ -5,27 +5,29 @@ import java.lang.foreign.ValueLayout;
 import java.nio.ByteOrder;
 import java.util.Arrays;
 import jdk.incubator.vector.FloatVector;
+import jdk.incubator.vector.IntVector;
 import jdk.incubator.vector.VectorMask;
 import jdk.incubator.vector.VectorSpecies;
 
 /**
  * Packs blocks of op(A) and op(B) into the contiguous panels the micro-kernel streams.
  *
- * <p>A is packed one MR-row micro-panel at a time, k-major: {@code Ap[p*MR + i] = op(A)[i][p]},
- * so one k step of the kernel reads MR consecutive floats. B is packed as a block of NR-column
- * micro-panels, each k-major: {@code Bp[panel][p*NR + j] = op(B)[p][j]}. Rows or columns past the
- * edge of the matrix are packed as zeros, so the kernel always computes full tiles and only the
- * store is cut to size.
+ * <p>A is packed one MR-row micro-panel at a time, row by row at a fixed pitch of KC floats:
+ * {@code Ap[i*KC + p] = op(A)[i][p]}; one k step of the kernel reads one float from each of the MR
+ * rows. B is packed as a block of NR-column micro-panels, each k-major:
+ * {@code Bp[panel][p*NR + j] = op(B)[p][j]}, so one k step reads NR consecutive floats. Rows or
+ * columns past the edge of the matrix are packed as zeros, so the kernel always computes full
+ * tiles and only the store is cut to size.
  *
- * <p>Both operands reduce to the same two shapes of source, so there are two routines:
+ * <p>Four shapes of source:
  * <ul>
- *   <li>{@link #packRuns}: each k step of the panel is a contiguous run in the source (op(B) = B;
- *       op(A) = Aᵀ goes through {@link #packTransposedGroup}). One vector copy per run, masked for a
- *       partial panel.
- *   <li>{@link #packTransposed}: each panel row is a contiguous run along k in the source
- *       (op(A) = A, op(B) = Bᵀ). The runs are bulk-copied into a scratch array, then transposed
- *       array to array, where C2 drops the bounds checks; element-wise segment reads cost about
- *       as much as the whole multiply at small sizes.
+ *   <li>op(A) = A: each panel row is a run along k in the source; {@link #packA} copies it.
+ *   <li>op(A) = Aᵀ: each k step is a run along the panel rows; {@link #packTransposedGroup}
+ *       transposes a group of panels in 4 x 4 tiles.
+ *   <li>op(B) = B: each k step of a panel is a run in the source; {@link #packRuns} copies it, one
+ *       vector per run, masked for a partial panel.
+ *   <li>op(B) = Bᵀ: each panel column is a run along k; {@link #packTransposed} bulk-copies the runs
+ *       into a scratch array, then transposes array to array, where C2 drops the bounds checks.
  * </ul>
  */
 final class GemmPacking {
@@ -33,20 +35,51 @@ final class GemmPacking {
   private static final int LANES = GemmMicroKernel.LANES;
   private static final int MR = GemmMicroKernel.MR;
   private static final int NR = GemmMicroKernel.NR;
+  /** 4 x 4 tiles of the transposed-A packing, at every vector width. */
+  private static final VectorSpecies<Integer> QUAD = IntVector.SPECIES_128;
+  private static final IntVector PAIR_LOW = IntVector.fromArray(QUAD, new int[] {0, 1, 4, 5}, 0);
+  private static final IntVector PAIR_HIGH = IntVector.fromArray(QUAD, new int[] {2, 3, 6, 7}, 0);
+  private static final IntVector EVEN = IntVector.fromArray(QUAD, new int[] {0, 4, 2, 6}, 0);
+  private static final IntVector ODD = IntVector.fromArray(QUAD, new int[] {1, 5, 3, 7}, 0);
   private static final ByteOrder ORDER = ByteOrder.nativeOrder();
   private static final ValueLayout.OfFloat FLOAT = ValueLayout.JAVA_FLOAT_UNALIGNED;
 
   private GemmPacking() {}
 
   /**
-   * Packs op(A)[i0 .. i0+mr) x [p0 .. p0+kc) into {@code dst[0 .. MR*kc)}, zero rows below mr, for
-   * an untransposed A (stored m x k: panel row i is the run A[i0+i][p0 .. p0+kc)). A transposed A
-   * is packed a group of panels at a time by {@link #packTransposedGroup}. {@code aOff} is the byte
-   * offset of A's element (0, 0); {@code ldaBytes} its row pitch.
+   * Floats in one packed A panel: MR rows at a pitch of KC floats, whatever the stage's kc. The
+   * pitch is fixed so that the micro-kernel sees it as a constant (see GemmMicroKernel.compute).
    */
-  static void packA(MemorySegment a, long aOff, long ldaBytes, int i0, int mr, int p0, int kc, float[] dst,
-      float[] scratch, TransposeMap map) {
-    packTransposed(a, aOff + i0 * ldaBytes + 4L * p0, ldaBytes, mr, kc, MR, dst, 0, scratch, map);
+  static int panelFloats() {
+    return MR * GemmBlocking.KC;
+  }
+
+  /**
+   * Packs op(A)[i0 .. i0+mr) x [p0 .. p0+kc) into {@code dst}, row i at {@code dst[i*KC]}, zero rows
+   * below mr, for an untransposed A (stored m x k: panel row i is the run A[i0+i][p0 .. p0+kc)).
+   * So packing is a row copy, whole vectors then float by float. (The panel used to be k-major,
+   * {@code Ap[p*MR + i]}, which made this a transpose that cost a quarter of a 64^3 product.)
+   * A transposed A is packed a group of panels at a time by {@link #packTransposedGroup}.
+   * {@code aOff} is the byte offset of A's element (0, 0); {@code ldaBytes} its row pitch.
+   */
+  static void packA(MemorySegment a, long aOff, long ldaBytes, int i0, int mr, int p0, int kc, float[] dst) {
+    final int pitch = GemmBlocking.KC;
+    int whole = kc - kc % LANES;
+    for (int i = 0; i < MR; i++) {
+      int row = i * pitch;
+      if (i >= mr) {
+        Arrays.fill(dst, row, row + kc, 0f);
+        continue;
+      }
+      long from = aOff + (i0 + i) * ldaBytes + 4L * p0;
+      int p = 0;
+      for (; p < whole; p += LANES) {
+        FloatVector.fromMemorySegment(SPECIES, a, from + 4L * p, ORDER).intoArray(dst, row + p);
+      }
+      for (; p < kc; p++) {
+        dst[row + p] = a.get(FLOAT, from + 4L * p);
+      }
+    }
   }
 
   /**
@@ -70,34 +103,50 @@ final class GemmPacking {
   }
 
   /**
-   * Packs the rows [0, rows) of a group of op(A) = Aᵀ panels (see GemmTask.rowGroup): panel q gets
-   * {@code dst[q*kc*MR + p*MR + r] = A[p][q*MR + r]} for the kc k steps, zero past {@code rows}.
-   * {@code first} is the byte offset of the group's first float in k row 0, {@code pitch} A's row
-   * pitch. Each k row of the group is read once, front to back.
+   * Packs the rows [0, rows) of a group of op(A) = Aᵀ panels (see GemmTask.rowGroup) in the
+   * layout of {@link #packA}: panel q starts at {@code q * panelFloats()} and holds
+   * {@code A[p][q*MR + r]} at row r, k step p; rows past {@code rows} are zero. {@code first} is
+   * the byte offset of the group's first float in k row 0, {@code pitch} A's row pitch.
    *
-   * <p>Whole vectors where they fit: a vector may read up to LANES - MR floats of the next panel's
-   * rows (which exist, as the bound checks) and store them past this panel's MR slot, into k step
-   * p + 1's slot, which the next k step overwrites. The last k step has no next one, so it, and
-   * any read that would pass the group's rows, goes float by float.
+   * <p>A's k rows run along the panel rows, so this is a transpose. It goes in 4 x 4 tiles of
+   * 128-bit vectors: four k rows are read front to back across the whole group, and each tile turns
+   * into four runs of 4 k steps, one per panel row, with two rounds of two-vector lane selects. MR
+   * is a multiple of 4, so a tile never straddles two panels. What is left over (k steps past a
+   * multiple of 4, rows past a multiple of 4) goes float by float.
    */
   static void packTransposedGroup(MemorySegment src, long first, long pitch, int rows, int kc, float[] dst) {
+    final int rowPitch = GemmBlocking.KC;
     int panels = (rows + MR - 1) / MR;
-    for (int p = 0; p < kc; p++) {
-      long from = first + p * pitch;
-      boolean lastStep = p == kc - 1;
-      for (int q = 0; q < panels; q++) {
-        int d = q * kc * MR + p * MR;
-        int r0 = q * MR;
-        for (int v = 0; v < MR; v += LANES) {
-          if (!lastStep && r0 + v + LANES <= rows) {
-            FloatVector.fromMemorySegment(SPECIES, src, from + 4L * (r0 + v), ORDER).intoArray(dst, d + v);
-          } else {
-            int end = Math.min(MR, v + LANES);
-            for (int r = v; r < end; r++) {
-              dst[d + r] = r0 + r < rows ? src.get(FLOAT, from + 4L * (r0 + r)) : 0f;
-            }
-          }
-        }
+    int tiledRows = rows & ~3;
+    int tiledK = kc & ~3;
+    for (int p = 0; p < tiledK; p += 4) {
+      long k0 = first + p * pitch;
+      long k1 = k0 + pitch;
+      long k2 = k1 + pitch;
+      long k3 = k2 + pitch;
+      for (int c = 0; c < tiledRows; c += 4) {
+        IntVector x0 = IntVector.fromMemorySegment(QUAD, src, k0 + 4L * c, ORDER);
+        IntVector x1 = IntVector.fromMemorySegment(QUAD, src, k1 + 4L * c, ORDER);
+        IntVector x2 = IntVector.fromMemorySegment(QUAD, src, k2 + 4L * c, ORDER);
+        IntVector x3 = IntVector.fromMemorySegment(QUAD, src, k3 + 4L * c, ORDER);
+        // Round 1 pairs k rows two apart: y0 = x0[0,1] x2[0,1], y2 = x0[2,3] x2[2,3], same for y1, y3.
+        IntVector y0 = PAIR_LOW.selectFrom(x0, x2);
+        IntVector y2 = PAIR_HIGH.selectFrom(x0, x2);
+        IntVector y1 = PAIR_LOW.selectFrom(x1, x3);
+        IntVector y3 = PAIR_HIGH.selectFrom(x1, x3);
+        // Round 2 interleaves neighbours: output u is k steps p..p+3 of group row c+u.
+        int at = c / MR * MR * rowPitch + c % MR * rowPitch + p;
+        EVEN.selectFrom(y0, y1).reinterpretAsFloats().intoArray(dst, at);
+        ODD.selectFrom(y0, y1).reinterpretAsFloats().intoArray(dst, at + rowPitch);
+        EVEN.selectFrom(y2, y3).reinterpretAsFloats().intoArray(dst, at + 2 * rowPitch);
+        ODD.selectFrom(y2, y3).reinterpretAsFloats().intoArray(dst, at + 3 * rowPitch);
+      }
+    }
+    // Group row r sits at r * rowPitch whichever panel it falls in: panels are MR rows apart.
+    for (int r = 0; r < panels * MR; r++) {
+      int row = r * rowPitch;
+      for (int p = r < tiledRows ? tiledK : 0; p < kc; p++) {
+        dst[row + p] = r < rows ? src.get(FLOAT, first + p * pitch + 4L * r) : 0f;
       }
     }
   }

@@ -232,13 +232,13 @@ final class GemmTask implements ParallelTask {
       int bFirst, int bStride, float betaHere) {
     final int mr = GemmMicroKernel.MR;
     if (!transA) {
-      GemmPacking.packA(a, aOff, ldaBytes, ir, rows, pc, kc, ws.aPanel, ws.transposeScratch, ws.aMap);
+      GemmPacking.packA(a, aOff, ldaBytes, ir, rows, pc, kc, ws.aPanel);
       rowPanel(ws, ir, rows, kc, jc, nc, ws.aPanel, 0, bBlock, bFirst, bStride, betaHere);
       return;
     }
     GemmPacking.packTransposedGroup(a, aOff + pc * ldaBytes + 4L * ir, ldaBytes, rows, kc, ws.aGroup);
     for (int q = 0; q * mr < rows; q++) {
-      rowPanel(ws, ir + q * mr, Math.min(mr, rows - q * mr), kc, jc, nc, ws.aGroup, q * kc * mr, bBlock, bFirst,
+      rowPanel(ws, ir + q * mr, Math.min(mr, rows - q * mr), kc, jc, nc, ws.aGroup, q * GemmPacking.panelFloats(), bBlock, bFirst,
           bStride, betaHere);
     }
   }

@@ -9,19 +9,18 @@ package dev.lanes.kernels;
 final class GemmWorkspace {
   private static final ThreadLocal<GemmWorkspace> PER_THREAD = ThreadLocal.withInitial(GemmWorkspace::new);
 
-  /** One packed MR x KC micro-panel of A. */
+  /** One packed MR x KC micro-panel of A, row i at {@code i * KC}. */
   final float[] aPanel;
   /**
    * A group of packed A micro-panels, for transposed A ({@link GemmBlocking#TRANSPOSED_A_GROUP}
-   * panels, plus a vector of slack for the packer's whole-vector stores).
+   * panels).
    */
   final float[] aGroup;
   /** One packed KC x NC block of B, as NC/NR micro-panels. */
   final float[] bBlock;
-  /** Rows of A (or columns of Bᵀ) on their way to being transposed into a panel. */
+  /** Columns of Bᵀ on their way to being transposed into a panel. */
   final float[] transposeScratch;
-  /** Gather patterns for transposed packing of A panels and of B panels. */
-  final GemmPacking.TransposeMap aMap = new GemmPacking.TransposeMap();
+  /** Gather pattern for the transposed packing of B panels. */
   final GemmPacking.TransposeMap bMap = new GemmPacking.TransposeMap();
   /** One MR x NR tile of A*B on its way from the micro-kernel's registers to C. */
   final float[] tile;
@@ -31,11 +30,11 @@ final class GemmWorkspace {
     int nr = GemmMicroKernel.NR;
     int kc = GemmBlocking.KC;
     int ncPadded = (GemmBlocking.NC + nr - 1) / nr * nr;
-    aPanel = new float[mr * kc];
-    aGroup = new float[GemmBlocking.TRANSPOSED_A_GROUP * mr * kc + GemmMicroKernel.LANES];
+    aPanel = new float[GemmPacking.panelFloats()];
+    aGroup = new float[GemmBlocking.TRANSPOSED_A_GROUP * GemmPacking.panelFloats()];
     bBlock = new float[kc * ncPadded];
     tile = new float[mr * nr];
-    transposeScratch = new float[Math.max(mr, nr) * kc];
+    transposeScratch = new float[nr * kc];
   }
 
   static GemmWorkspace forCurrentThread() {
