@@ -35,6 +35,8 @@ final class PoolTask implements ParallelTask {
   /** Lane indices 0, 2, 4, ...: the even lanes of two concatenated vectors. */
   private static final FloatVector EVEN = FloatVector.fromArray(SPECIES, evens(), 0);
   private static final IntVector IOTA = IntVector.zero(INTS).addIndex(1);
+  /** Taps of a window row that the block loops unroll; wider windows loop over the rest. */
+  private static final int UNROLLED_TAPS = 3;
   /** Below this many input floats a call stays on one thread. */
   private static final long MIN_FLOATS_PER_THREAD = 1 << 15;
 
@@ -136,10 +138,9 @@ final class PoolTask implements ParallelTask {
    * or ragged edges one at a time. Rows above and below the image are clipped away (h0, h1), so
    * vertical padding needs no test at all.
    *
-   * <p>The last block is moved left to end at the row's last output when that output's window is
-   * still inside the row, so it overlaps the block before it, which computes those outputs again
-   * with the same bits. Otherwise a 112-wide row pooled 2x2 (56 outputs, 16 lanes) left 8 outputs
-   * of every row to the scalar loop, which took more time than the 48 vectorized ones.
+   * <p>The last block overlaps the one before it rather than leaving a remainder: a 112-wide row
+   * pooled 2x2 (56 outputs, 16 lanes) used to leave 8 outputs of every row to the scalar loop,
+   * which took more time than the 48 vectorized ones.
    *
    * <p>Why not masked vectors at the edges too: an earlier version read every tap through masked
    * loads into a row in memory and folded it in with masked stores, and ran max2s2 at about 7x
@@ -153,89 +154,104 @@ final class PoolTask implements ParallelTask {
     int h1 = Math.min(top + g.kernelH, g.height);
     int stride = g.strideW;
     int first = (g.padW + stride - 1) / stride; // the first output whose window starts inside the row
-    int ow0 = first;
-    if (stride <= 2) {
-      // Divisor of an interior average: all kernelW columns are inside, rows are clipped.
-      float area = countIncludePad ? g.kernelH * g.kernelW : (h1 - h0) * g.kernelW;
-      // Column just past a block's last window, relative to the block's first output column.
-      int span = (LANES - 1) * stride + g.kernelW;
-      // Stride 2 loads two vectors per tap and drops their odd lanes: the last tap's load reads
-      // one float past its window, which must still be inside the segment (it is the next row's).
-      long lastRowEnd = planeAt + 4L * ((h1 - 1L) * g.width + g.width + (stride == 2 ? 1 : 0));
-      boolean overreadFits = h1 <= h0 || lastRowEnd <= x.byteSize();
-      for (; ow0 + LANES <= g.outWidth && ow0 * stride - g.padW + span <= g.width && overreadFits; ow0 += LANES) {
-        block(x, planeAt, h0, h1, g, ow0, y, yRow, idx, idxRow, max, area);
-      }
-      int last = g.outWidth - LANES;
-      if (ow0 < g.outWidth && last >= first && last * stride - g.padW + span <= g.width && overreadFits) {
-        block(x, planeAt, h0, h1, g, last, y, yRow, idx, idxRow, max, area);
-        ow0 = g.outWidth;
+    // Outputs [first, inside) have their whole window inside the row.
+    int inside = Math.max(first, Math.min(g.outWidth, Math.floorDiv(g.width + g.padW - g.kernelW, stride) + 1));
+    // Stride 2 loads two vectors per tap and drops their odd lanes: the last tap's load reads
+    // one float past its window, which must still be inside the segment (it is the next row's).
+    long lastRowEnd = planeAt + 4L * ((long) h1 * g.width + (stride == 2 ? 1 : 0));
+    int vectorEnd = first;
+    if (stride <= 2 && inside - first >= LANES && h0 < h1 && lastRowEnd <= x.byteSize()) {
+      vectorEnd = inside;
+      if (max) {
+        maxBlocks(x, planeAt, h0, h1, g.width, g.padW, stride, g.kernelW, first, inside, y, yRow, idx, idxRow);
+      } else {
+        // Divisor of an interior average: all kernelW columns are inside, rows are clipped.
+        float area = countIncludePad ? g.kernelH * g.kernelW : (h1 - h0) * g.kernelW;
+        sumBlocks(x, planeAt, h0, h1, g.width, g.padW, stride, g.kernelW, area, first, inside, y, yRow);
       }
     }
     scalarRow(g, x, planeAt, oh, 0, Math.min(first, g.outWidth), y, yRow, idx, idxRow, max, countIncludePad);
-    scalarRow(g, x, planeAt, oh, Math.max(ow0, Math.min(first, g.outWidth)), g.outWidth, y, yRow, idx, idxRow, max,
-        countIncludePad);
+    scalarRow(g, x, planeAt, oh, Math.max(vectorEnd, Math.min(first, g.outWidth)), g.outWidth, y, yRow, idx, idxRow,
+        max, countIncludePad);
   }
 
-  /** The LANES outputs of a row from {@code ow0}, all with their windows inside the row. */
-  private static void block(MemorySegment x, long planeAt, int h0, int h1, Pool2d g, int ow0, MemorySegment y,
-      long yRow, MemorySegment idx, long idxRow, boolean max, float area) {
-    int left = ow0 * g.strideW - g.padW;
-    if (max) {
-      maxBlock(x, planeAt, h0, h1, g.width, left, g.strideW, g.kernelW, y, yRow + 4L * ow0, idx, idxRow + 4L * ow0);
-    } else {
-      sumBlock(x, planeAt, h0, h1, g.width, left, g.strideW, g.kernelW, area, y, yRow + 4L * ow0);
+  /**
+   * Max and argmax of the outputs [from, end) of a row, whose windows all lie inside the row, in
+   * blocks of LANES outputs (lane j of a block at ow0 is output ow0 + j, its window starting at
+   * input column {@code (ow0 + j)*stride - padW}); {@code end - from >= LANES}. The last block is
+   * moved left to end at {@code end}, so it overlaps the block before it and computes those outputs
+   * again, with the same bits. Taps go in window scan order (row by row, left to right); a tap
+   * replaces the max if it is greater, or NaN, PyTorch's rule, so ties go to the first maximum.
+   *
+   * <p>One call per row, not per block: per block, the call and its setup cost more than the taps.
+   */
+  private static void maxBlocks(MemorySegment x, long planeAt, int h0, int h1, int width, int padW, int stride,
+      int kernelW, int from, int end, MemorySegment y, long yRow, MemorySegment idx, long idxRow) {
+    IntVector laneColumn = IOTA.mul(stride);
+    for (int next = from; next < end; next += LANES) {
+      int ow0 = Math.min(next, end - LANES);
+      int left = ow0 * stride - padW;
+      // Made here, not taken from a static final constant: a loop-carried vector whose first value
+      // was a static final object was boxed at every tap (C2 kept the loop phi as an object): 330 B
+      // per block, 132 MB per 32x64x112x112 2x2 pool, found with JFR on a JVM without TLABs.
+      FloatVector best = FloatVector.broadcast(SPECIES, Float.NEGATIVE_INFINITY);
+      IntVector arg = laneColumn.add(h0 * width + left); // first tap; PyTorch's index for all -inf
+      for (int ih = h0; ih < h1; ih++) {
+        long rowAt = planeAt + 4L * (ih * width + left);
+        int column = ih * width + left;
+        // Why a constant bound: C2 unrolls it fully, while a loop of kernelW (2 or 3) trips came
+        // with more loop set-up than taps and ran max2s2 at 13 us per 112x112 plane.
+        for (int kw = 0; kw < UNROLLED_TAPS; kw++) {
+          if (kw < kernelW) {
+            FloatVector v = tap(x, rowAt + 4L * kw, stride);
+            VectorMask<Float> takes = v.compare(VectorOperators.GT, best).or(v.test(VectorOperators.IS_NAN));
+            best = best.blend(v, takes);
+            arg = arg.blend(laneColumn.add(column + kw), takes.cast(INTS));
+          }
+        }
+        for (int kw = UNROLLED_TAPS; kw < kernelW; kw++) {
+          FloatVector v = tap(x, rowAt + 4L * kw, stride);
+          VectorMask<Float> takes = v.compare(VectorOperators.GT, best).or(v.test(VectorOperators.IS_NAN));
+          best = best.blend(v, takes);
+          arg = arg.blend(laneColumn.add(column + kw), takes.cast(INTS));
+        }
+      }
+      best.intoMemorySegment(y, yRow + 4L * ow0, ORDER);
+      if (idx != null) {
+        arg.intoMemorySegment(idx, idxRow + 4L * ow0, ORDER);
+      }
+    }
+  }
+
+  /** Averages of the outputs [from, end) of a row, in blocks as {@link #maxBlocks}: sum in scan order, then divide. */
+  private static void sumBlocks(MemorySegment x, long planeAt, int h0, int h1, int width, int padW, int stride,
+      int kernelW, float area, int from, int end, MemorySegment y, long yRow) {
+    for (int next = from; next < end; next += LANES) {
+      int ow0 = Math.min(next, end - LANES);
+      int left = ow0 * stride - padW;
+      FloatVector sum = FloatVector.zero(SPECIES);
+      for (int ih = h0; ih < h1; ih++) {
+        long rowAt = planeAt + 4L * (ih * width + left);
+        for (int kw = 0; kw < UNROLLED_TAPS; kw++) {
+          if (kw < kernelW) {
+            sum = sum.add(tap(x, rowAt + 4L * kw, stride));
+          }
+        }
+        for (int kw = UNROLLED_TAPS; kw < kernelW; kw++) {
+          sum = sum.add(tap(x, rowAt + 4L * kw, stride));
+        }
+      }
+      sum.div(area).intoMemorySegment(y, yRow + 4L * ow0, ORDER);
     }
   }
 
   /**
-   * Max and argmax of LANES outputs whose windows start at input column {@code left + j*stride}
-   * (lane j) and lie inside the row. Taps in window scan order (row by row, left to right); a tap
-   * replaces the max if it is greater, or NaN, PyTorch's rule, so ties go to the first maximum.
+   * One tap of LANES windows: the floats at {@code at + 4*j*stride}, stride 1 or 2. Stride 2 loads
+   * two vectors and keeps their even lanes, which reads one float past the last window.
    */
-  private static void maxBlock(MemorySegment x, long planeAt, int h0, int h1, int width, int left, int stride,
-      int kernelW, MemorySegment y, long yAt, MemorySegment idx, long idxAt) {
-    // Made here, not taken from a static final constant: a loop-carried vector whose first value
-    // was a static final object was boxed at every tap (C2 kept the loop phi as an object): 330 B
-    // per block, 132 MB per 32x64x112x112 2x2 pool, found with JFR on a JVM without TLABs.
-    FloatVector best = FloatVector.broadcast(SPECIES, Float.NEGATIVE_INFINITY);
-    IntVector arg = IOTA.mul(stride).add(h0 * width + left); // first tap; PyTorch's index for all -inf
-    IntVector laneColumn = IOTA.mul(stride);
-    for (int ih = h0; ih < h1; ih++) {
-      long rowAt = planeAt + 4L * ih * width;
-      for (int kw = 0; kw < kernelW; kw++) {
-        long at = rowAt + 4L * (left + kw);
-        FloatVector v = FloatVector.fromMemorySegment(SPECIES, x, at, ORDER);
-        if (stride == 2) {
-          v = EVEN.selectFrom(v, FloatVector.fromMemorySegment(SPECIES, x, at + 4L * LANES, ORDER));
-        }
-        VectorMask<Float> takes = v.compare(VectorOperators.GT, best).or(v.test(VectorOperators.IS_NAN));
-        best = best.blend(v, takes);
-        arg = arg.blend(laneColumn.add(ih * width + left + kw), takes.cast(INTS));
-      }
-    }
-    best.intoMemorySegment(y, yAt, ORDER);
-    if (idx != null) {
-      arg.intoMemorySegment(idx, idxAt, ORDER);
-    }
-  }
-
-  /** Average of LANES outputs whose windows lie inside the row (see {@link #maxBlock}): sum in scan order, then divide. */
-  private static void sumBlock(MemorySegment x, long planeAt, int h0, int h1, int width, int left, int stride,
-      int kernelW, float area, MemorySegment y, long yAt) {
-    FloatVector sum = FloatVector.zero(SPECIES);
-    for (int ih = h0; ih < h1; ih++) {
-      long rowAt = planeAt + 4L * ih * width;
-      for (int kw = 0; kw < kernelW; kw++) {
-        long at = rowAt + 4L * (left + kw);
-        FloatVector v = FloatVector.fromMemorySegment(SPECIES, x, at, ORDER);
-        if (stride == 2) {
-          v = EVEN.selectFrom(v, FloatVector.fromMemorySegment(SPECIES, x, at + 4L * LANES, ORDER));
-        }
-        sum = sum.add(v);
-      }
-    }
-    sum.div(area).intoMemorySegment(y, yAt, ORDER);
+  private static FloatVector tap(MemorySegment x, long at, int stride) {
+    FloatVector v = FloatVector.fromMemorySegment(SPECIES, x, at, ORDER);
+    return stride == 2 ? EVEN.selectFrom(v, FloatVector.fromMemorySegment(SPECIES, x, at + 4L * LANES, ORDER)) : v;
   }
 
   /** Outputs [owFrom, owTo) of a row, any stride, one at a time, with the same scan order and rules as the blocks. */
