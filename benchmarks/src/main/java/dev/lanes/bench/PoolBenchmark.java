@@ -20,8 +20,9 @@ import org.openjdk.jmh.annotations.TearDown;
  *       stem pool); both record the argmax. {@code avg2s2}: 2x2 average, stride 2.
  *   <li>{@code forward} reads x and writes y (and the int32 argmax for max);
  *       {@code backward} reads dy (and the argmax) and writes dx.
- *   <li>{@code copy}: {@link MemorySegment#copy} of x, the bytes a kernel that only read its input
- *       and wrote as much would move; the table scales its time to each op's bytes.
+ *   <li>{@code copy}: a copy of x, the bytes a kernel that only read its input and wrote as much
+ *       would move, on {@code threads} threads ({@link ParallelCopy}); the table scales its time to
+ *       each op's bytes.
  * </ul>
  * Threads: {@code threads} (1 or 2), split over the N*C planes.
  */
@@ -43,6 +44,7 @@ public class PoolBenchmark extends BenchmarkDefaults {
   private MemorySegment dy;
   private MemorySegment dx;
   private MemorySegment copyTarget;
+  private ParallelCopy copier;
 
   static Pool2d shape(String kind) {
     Pool2d.Builder b = Pool2d.builder(32, 64, 112, 112);
@@ -65,11 +67,13 @@ public class PoolBenchmark extends BenchmarkDefaults {
     argmax = BenchData.zeros(arena, pool.outputFloats());
     dx = BenchData.zeros(arena, pool.inputFloats());
     copyTarget = BenchData.zeros(arena, pool.inputFloats());
+    copier = new ParallelCopy(threads);
     forward();
   }
 
   @TearDown(Level.Trial)
   public void tearDown() {
+    copier.close();
     arena.close();
   }
 
@@ -95,7 +99,7 @@ public class PoolBenchmark extends BenchmarkDefaults {
 
   @Benchmark
   public MemorySegment copy() {
-    MemorySegment.copy(x, 0, copyTarget, 0, x.byteSize());
+    copier.copy(x, copyTarget, x.byteSize());
     return copyTarget;
   }
 }
