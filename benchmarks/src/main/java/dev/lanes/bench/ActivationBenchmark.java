@@ -1,6 +1,7 @@
 package dev.lanes.bench;
 
 import dev.lanes.kernels.Activation;
+import dev.lanes.kernels.Parallelism;
 import java.lang.foreign.Arena;
 import java.lang.foreign.MemorySegment;
 import org.openjdk.jmh.annotations.Benchmark;
@@ -18,9 +19,10 @@ import org.openjdk.jmh.annotations.TearDown;
  * <ul>
  *   <li>{@code forward}: reads x, writes y (8 bytes per element).
  *   <li>{@code backward}: reads x and dy, writes dx (12 bytes per element).
- *   <li>{@code copy}: {@link MemorySegment#copy} of x into another buffer (8 bytes per element),
- *       in the same run; the table scales its time to each op's bytes.
+ *   <li>{@code copy}: a copy of x into another buffer (8 bytes per element) on {@code threads}
+ *       threads ({@link ParallelCopy}), in the same run; the table scales its time to each op's bytes.
  * </ul>
+ * Threads: {@code threads} (1 or 2), each a run of whole vectors.
  * Inputs are uniform in [-4, 4): both branches of every piecewise function are taken.
  */
 @State(Scope.Benchmark)
@@ -29,6 +31,12 @@ public class ActivationBenchmark extends BenchmarkDefaults {
 
   @Param({"relu", "sigmoid", "tanh", "gelu"})
   public String fn;
+
+  @Param({"1", "2"})
+  public int threads;
+
+  private Parallelism parallelism;
+  private ParallelCopy copier;
 
   private Activation activation;
   private Arena arena;
@@ -46,6 +54,8 @@ public class ActivationBenchmark extends BenchmarkDefaults {
       case "gelu" -> Activation.GELU;
       default -> throw new IllegalArgumentException("unknown fn " + fn);
     };
+    parallelism = Parallelism.threads(threads);
+    copier = new ParallelCopy(threads);
     arena = Arena.ofShared();
     x = BenchData.uniform(arena, ELEMENTS, 1);
     dy = BenchData.uniform(arena, ELEMENTS, 2);
@@ -63,24 +73,25 @@ public class ActivationBenchmark extends BenchmarkDefaults {
 
   @TearDown(Level.Trial)
   public void tearDown() {
+    copier.close();
     arena.close();
   }
 
   @Benchmark
   public MemorySegment forward() {
-    activation.forward(ELEMENTS, x, 0, y, 0);
+    activation.forward(ELEMENTS, x, 0, y, 0, parallelism);
     return y;
   }
 
   @Benchmark
   public MemorySegment backward() {
-    activation.backward(ELEMENTS, x, 0, dy, 0, dx, 0);
+    activation.backward(ELEMENTS, x, 0, dy, 0, dx, 0, parallelism);
     return dx;
   }
 
   @Benchmark
   public MemorySegment copy() {
-    MemorySegment.copy(x, 0, y, 0, x.byteSize());
+    copier.copy(x, y, x.byteSize());
     return y;
   }
 }

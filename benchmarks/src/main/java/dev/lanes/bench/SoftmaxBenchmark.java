@@ -1,5 +1,6 @@
 package dev.lanes.bench;
 
+import dev.lanes.kernels.Parallelism;
 import dev.lanes.kernels.Softmax;
 import java.lang.foreign.Arena;
 import java.lang.foreign.MemorySegment;
@@ -21,10 +22,11 @@ import org.openjdk.jmh.annotations.TearDown;
  *   <li>{@code backward}: reads y and dy, writes dx (12 bytes per element).
  *   <li>{@code crossEntropy}: the fused loss against int32 labels, forward plus gradient: reads
  *       the logits and the labels, writes dlogits (8 bytes per element, 4 per row).
- *   <li>{@code copy}: {@link MemorySegment#copy} of the same rows*cols floats (8 bytes per
- *       element), in the same run: the time these kernels would take if they only moved their
- *       bytes at this machine's copy bandwidth.
+ *   <li>{@code copy}: a copy of the same rows*cols floats (8 bytes per element) on {@code threads}
+ *       threads ({@link ParallelCopy}), in the same run: the time these kernels would take if they
+ *       only moved their bytes at this machine's copy bandwidth.
  * </ul>
+ * Threads: {@code threads} (1 or 2), each a run of whole rows.
  * Softmax is memory-bound; the {@code lanes bench} table prints each op's time as a multiple of the
  * copy time for its bytes.
  */
@@ -32,6 +34,12 @@ import org.openjdk.jmh.annotations.TearDown;
 public class SoftmaxBenchmark extends BenchmarkDefaults {
   @Param({"1024x1000", "64x32000"})
   public String shape;
+
+  @Param({"1", "2"})
+  public int threads;
+
+  private Parallelism parallelism;
+  private ParallelCopy copier;
 
   private int rows;
   private int cols;
@@ -49,6 +57,8 @@ public class SoftmaxBenchmark extends BenchmarkDefaults {
     rows = Integer.parseInt(parts[0]);
     cols = Integer.parseInt(parts[1]);
     long bytes = (long) rows * cols * Float.BYTES;
+    parallelism = Parallelism.threads(threads);
+    copier = new ParallelCopy(threads);
     arena = Arena.ofShared();
     x = arena.allocate(bytes, 64);
     y = arena.allocate(bytes, 64);
@@ -69,29 +79,30 @@ public class SoftmaxBenchmark extends BenchmarkDefaults {
 
   @TearDown(Level.Trial)
   public void tearDown() {
+    copier.close();
     arena.close();
   }
 
   @Benchmark
   public MemorySegment forward() {
-    Softmax.forward(rows, cols, x, 0, y, 0);
+    Softmax.forward(rows, cols, x, 0, y, 0, parallelism);
     return y;
   }
 
   @Benchmark
   public MemorySegment backward() {
-    Softmax.backward(rows, cols, y, 0, dy, 0, dx, 0);
+    Softmax.backward(rows, cols, y, 0, dy, 0, dx, 0, parallelism);
     return dx;
   }
 
   @Benchmark
   public float crossEntropy() {
-    return Softmax.crossEntropy(rows, cols, x, 0, labels, 0, -100, dx, 0);
+    return Softmax.crossEntropy(rows, cols, x, 0, labels, 0, -100, dx, 0, parallelism);
   }
 
   @Benchmark
   public MemorySegment copy() {
-    MemorySegment.copy(x, 0, copyTarget, 0, x.byteSize());
+    copier.copy(x, copyTarget, x.byteSize());
     return copyTarget;
   }
 }

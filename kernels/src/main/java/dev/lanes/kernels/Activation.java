@@ -29,20 +29,22 @@ import jdk.incubator.vector.VectorSpecies;
  * PyTorch's definitions. Each float result is within the stated error of the exact value for the
  * same float inputs, with {@code u = 2^-24}, first order in u. The exponential is
  * {@link VectorMath#expUpTo88} (3u) and tanh {@link VectorMath#tanh} (6u), both derived there;
- * ELU and SELU use the Vector API's EXPM1 and EXP and softplus its LOG1P, intrinsified here and
- * documented to follow {@link Math}'s 1 ulp (at most 2u). Where an exponential may flush to 0,
+ * ELU's e^x - 1 is {@link VectorMath#expm1NonPositive} (5u) and softplus's log1p
+ * {@link VectorMath#log1pUnit} (5u): not the Vector API's EXPM1 and LOG1P, which round differently
+ * in C2 and in the interpreter, so results would depend on the JIT tier of the thread that ran
+ * them. Where an exponential may flush to 0,
  * add {@code 2^-126} times the factors that multiply it.
  * <table>
  *   <caption>Functions, forward error and backward error (of {@code dy f'(x)})</caption>
  *   <tr><th>function</th><th>f(x)</th><th>forward</th><th>backward</th></tr>
  *   <tr><td>RELU</td><td>max(x, 0); NaN stays NaN</td><td>exact</td><td>exact</td></tr>
  *   <tr><td>LEAKY_RELU</td><td>x &gt; 0 ? x : alpha x</td><td>u</td><td>u</td></tr>
- *   <tr><td>ELU</td><td>x &gt; 0 ? x : alpha (e^x - 1)</td><td>3u</td><td>4u</td></tr>
+ *   <tr><td>ELU</td><td>x &gt; 0 ? x : alpha (e^x - 1)</td><td>6u</td><td>5u</td></tr>
  *   <tr><td>SELU</td><td>lambda (x &gt; 0 ? x : a (e^x - 1)), the constants of Klambauer et al.</td>
- *       <td>4u</td><td>5u</td></tr>
+ *       <td>7u</td><td>6u</td></tr>
  *   <tr><td>SIGMOID</td><td>1 / (1 + e^-x)</td><td>5u</td><td>16u</td></tr>
  *   <tr><td>TANH</td><td>tanh x</td><td>6u</td><td>16u</td></tr>
- *   <tr><td>SOFTPLUS</td><td>log(1 + e^x), computed as max(x, 0) + log1p(e^-|x|)</td><td>6u</td>
+ *   <tr><td>SOFTPLUS</td><td>log(1 + e^x), computed as max(x, 0) + log1p(e^-|x|)</td><td>9u</td>
  *       <td>6u</td></tr>
  *   <tr><td>GELU</td><td>x Phi(x), Phi the standard normal CDF</td>
  *       <td>1.2e-7 + 20u</td><td>(1.2e-7 + 21u) (Phi(x) + |x| phi(x)) |dy|, absolute</td></tr>
@@ -153,12 +155,23 @@ public final class Activation {
     return alpha == 0 ? function.name() : function.name() + "(" + alpha + ")";
   }
 
-  /** {@code y[i] = f(x[i])} for {@code i < n}; y may be x. */
+  /** {@code y[i] = f(x[i])} for {@code i < n}; y may be x. On {@link Parallelism#getDefault()}. */
   public void forward(long n, MemorySegment x, long xOffset, MemorySegment y, long yOffset) {
+    forward(n, x, xOffset, y, yOffset, Parallelism.getDefault());
+  }
+
+  /**
+   * {@code y[i] = f(x[i])} for {@code i < n}; y may be x. The range is cut into one run of whole
+   * vectors per thread; each element is computed the same way wherever the cut falls, so the
+   * result does not depend on the thread count.
+   */
+  public void forward(long n, MemorySegment x, long xOffset, MemorySegment y, long yOffset,
+      Parallelism parallelism) {
     Checks.nonNegative(n, "n");
     Elementwise.span(n, x, xOffset, "x", false);
     Elementwise.span(n, y, yOffset, "y", true);
-    run(n, x, 4 * xOffset, y, 4 * yOffset);
+    Checks.notNull(parallelism, "parallelism");
+    Split.invoke(this, false, n, x, 4 * xOffset, null, 0, y, 4 * yOffset, parallelism);
   }
 
   /** The forward on byte offsets, arguments already validated (for kernels built on this one). */
@@ -177,9 +190,18 @@ public final class Activation {
     }
   }
 
-  /** {@code dx[i] = dy[i] f'(x[i])} for {@code i < n}; dx may be dy. */
+  /** {@code dx[i] = dy[i] f'(x[i])} for {@code i < n}; dx may be dy. On {@link Parallelism#getDefault()}. */
   public void backward(long n, MemorySegment x, long xOffset, MemorySegment dy, long dyOffset,
       MemorySegment dx, long dxOffset) {
+    backward(n, x, xOffset, dy, dyOffset, dx, dxOffset, Parallelism.getDefault());
+  }
+
+  /**
+   * {@code dx[i] = dy[i] f'(x[i])} for {@code i < n}; dx may be dy. Cut between threads as the
+   * forward is, with the same independence from the thread count.
+   */
+  public void backward(long n, MemorySegment x, long xOffset, MemorySegment dy, long dyOffset,
+      MemorySegment dx, long dxOffset, Parallelism parallelism) {
     if (function == Function.STEP) {
       throw new UnsupportedOperationException("STEP has no backward: its derivative is 0 wherever it exists");
     }
@@ -187,29 +209,118 @@ public final class Activation {
     Elementwise.span(n, x, xOffset, "x", false);
     Elementwise.span(n, dy, dyOffset, "dy", false);
     Elementwise.span(n, dx, dxOffset, "dx", true);
+    Checks.notNull(parallelism, "parallelism");
+    Split.invoke(this, true, n, x, 4 * xOffset, dy, 4 * dyOffset, dx, 4 * dxOffset, parallelism);
+  }
+
+  /** The backward on byte offsets, arguments already validated. */
+  private void runBackward(long n, MemorySegment x, long xAt, MemorySegment dy, long dyAt, MemorySegment dx,
+      long dxAt) {
     long whole = n - n % LANES;
     for (long done = 0; done < whole; done += CHUNK) {
-      backwardLoop(function, alpha, Math.min(CHUNK, whole - done), x, 4 * (xOffset + done), dy,
-          4 * (dyOffset + done), dx, 4 * (dxOffset + done));
+      backwardLoop(function, alpha, Math.min(CHUNK, whole - done), x, xAt + 4 * done, dy, dyAt + 4 * done, dx,
+          dxAt + 4 * done);
     }
     if (whole < n) {
       MemorySegment stage = SCRATCH.get();
       long rest = 4 * (n - whole);
-      MemorySegment.copy(x, 4 * (xOffset + whole), stage, TAIL, rest);
-      MemorySegment.copy(dy, 4 * (dyOffset + whole), stage, TAIL + 4 * LANES, rest);
+      MemorySegment.copy(x, xAt + 4 * whole, stage, TAIL, rest);
+      MemorySegment.copy(dy, dyAt + 4 * whole, stage, TAIL + 4 * LANES, rest);
       backwardLoop(function, alpha, LANES, stage, TAIL, stage, TAIL + 4 * LANES, stage, TAIL + 4 * LANES);
-      MemorySegment.copy(stage, TAIL + 4 * LANES, dx, 4 * (dxOffset + whole), rest);
+      MemorySegment.copy(stage, TAIL + 4 * LANES, dx, dxAt + 4 * whole, rest);
+    }
+  }
+
+  /**
+   * A forward or backward cut into one run per thread, each a multiple of LANES floats except the
+   * last. One instance per calling thread, reused (fields set for a call, cleared after it), so a
+   * call allocates nothing.
+   */
+  private static final class Split implements ParallelTask {
+    private static final ThreadLocal<Split> PER_THREAD = ThreadLocal.withInitial(Split::new);
+    /** Below this many floats per thread a call stays on the calling thread. */
+    private static final long MIN_FLOATS_PER_THREAD = 1 << 16;
+
+    private Activation activation;
+    private boolean backward;
+    private long n;
+    private MemorySegment x;
+    private long xAt;
+    private MemorySegment dy;
+    private long dyAt;
+    private MemorySegment out;
+    private long outAt;
+
+    static void invoke(Activation activation, boolean backward, long n, MemorySegment x, long xAt, MemorySegment dy,
+        long dyAt, MemorySegment out, long outAt, Parallelism parallelism) {
+      int parts = (int) Math.min(parallelism.threads(), Math.max(1, n / MIN_FLOATS_PER_THREAD));
+      if (!(Checks.shareable(x) && Checks.shareable(out) && (dy == null || Checks.shareable(dy)))) {
+        parts = 1;
+      }
+      if (parts == 1) {
+        if (backward) {
+          activation.runBackward(n, x, xAt, dy, dyAt, out, outAt);
+        } else {
+          activation.run(n, x, xAt, out, outAt);
+        }
+        return;
+      }
+      Split task = PER_THREAD.get();
+      task.activation = activation;
+      task.backward = backward;
+      task.n = n;
+      task.x = x;
+      task.xAt = xAt;
+      task.dy = dy;
+      task.dyAt = dyAt;
+      task.out = out;
+      task.outAt = outAt;
+      try {
+        parallelism.invoke(task, parts);
+      } finally {
+        task.activation = null;
+        task.x = null;
+        task.dy = null;
+        task.out = null;
+      }
+    }
+
+    @Override
+    public void run(int part, int parts) {
+      long from = start(part, parts);
+      long count = start(part + 1, parts) - from;
+      if (backward) {
+        activation.runBackward(count, x, xAt + 4 * from, dy, dyAt + 4 * from, out, outAt + 4 * from);
+      } else {
+        activation.run(count, x, xAt + 4 * from, out, outAt + 4 * from);
+      }
+    }
+
+    private long start(int part, int parts) {
+      return part == parts ? n : n * part / parts / LANES * LANES;
     }
   }
 
   /** {@link #forward(long, MemorySegment, long, MemorySegment, long)} on arrays. */
   public void forward(int n, float[] x, int xOffset, float[] y, int yOffset) {
-    forward(n, Checks.array(x, "x"), xOffset, Checks.array(y, "y"), yOffset);
+    forward(n, x, xOffset, y, yOffset, Parallelism.getDefault());
+  }
+
+  /** {@link #forward(long, MemorySegment, long, MemorySegment, long, Parallelism)} on arrays. */
+  public void forward(int n, float[] x, int xOffset, float[] y, int yOffset, Parallelism parallelism) {
+    forward(n, Checks.array(x, "x"), xOffset, Checks.array(y, "y"), yOffset, parallelism);
   }
 
   /** {@link #backward(long, MemorySegment, long, MemorySegment, long, MemorySegment, long)} on arrays. */
   public void backward(int n, float[] x, int xOffset, float[] dy, int dyOffset, float[] dx, int dxOffset) {
-    backward(n, Checks.array(x, "x"), xOffset, Checks.array(dy, "dy"), dyOffset, Checks.array(dx, "dx"), dxOffset);
+    backward(n, x, xOffset, dy, dyOffset, dx, dxOffset, Parallelism.getDefault());
+  }
+
+  /** {@link #backward(long, MemorySegment, long, MemorySegment, long, MemorySegment, long, Parallelism)} on arrays. */
+  public void backward(int n, float[] x, int xOffset, float[] dy, int dyOffset, float[] dx, int dxOffset,
+      Parallelism parallelism) {
+    backward(n, Checks.array(x, "x"), xOffset, Checks.array(dy, "dy"), dyOffset, Checks.array(dx, "dx"), dxOffset,
+        parallelism);
   }
 
   // ---- PReLU: a learned slope per channel ----
@@ -342,7 +453,7 @@ public final class Activation {
     float scaledAlpha = alpha * scale;
     for (long i = 0; i < n; i += LANES) {
       FloatVector v = FloatVector.fromMemorySegment(SPECIES, x, xAt + 4 * i, ORDER);
-      FloatVector negative = v.lanewise(VectorOperators.EXPM1).mul(scaledAlpha);
+      FloatVector negative = VectorMath.expm1NonPositive(v).mul(scaledAlpha);
       negative.blend(v.mul(scale), v.compare(VectorOperators.GT, 0f)).intoMemorySegment(y, yAt + 4 * i, ORDER);
     }
   }
@@ -353,7 +464,7 @@ public final class Activation {
     for (long i = 0; i < n; i += LANES) {
       FloatVector v = FloatVector.fromMemorySegment(SPECIES, x, xAt + 4 * i, ORDER);
       FloatVector g = FloatVector.fromMemorySegment(SPECIES, dy, dyAt + 4 * i, ORDER);
-      FloatVector negative = g.mul(v.lanewise(VectorOperators.EXP).mul(scaledAlpha));
+      FloatVector negative = g.mul(VectorMath.expUpTo88(v).mul(scaledAlpha));
       negative.blend(g.mul(scale), v.compare(VectorOperators.GT, 0f)).intoMemorySegment(dx, dxAt + 4 * i, ORDER);
     }
   }
@@ -390,7 +501,7 @@ public final class Activation {
   private static void softplus(long n, MemorySegment x, long xAt, MemorySegment y, long yAt) {
     for (long i = 0; i < n; i += LANES) {
       FloatVector v = FloatVector.fromMemorySegment(SPECIES, x, xAt + 4 * i, ORDER);
-      FloatVector tail = VectorMath.expUpTo88(v.abs().neg()).lanewise(VectorOperators.LOG1P);
+      FloatVector tail = VectorMath.log1pUnit(VectorMath.expUpTo88(v.abs().neg()));
       v.max(0f).add(tail).intoMemorySegment(y, yAt + 4 * i, ORDER);
     }
   }

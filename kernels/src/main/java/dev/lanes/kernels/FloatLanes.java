@@ -1,6 +1,7 @@
 package dev.lanes.kernels;
 
 import jdk.incubator.vector.FloatVector;
+import jdk.incubator.vector.VectorShuffle;
 import jdk.incubator.vector.VectorShape;
 import jdk.incubator.vector.VectorSpecies;
 
@@ -21,7 +22,47 @@ final class FloatLanes {
 
   static final VectorSpecies<Float> SPECIES = select(Integer.getInteger(PROPERTY, 0));
 
+  /** Lane count of {@link #SPECIES}: 16, 8, 4 or 2. */
+  static final int LANES = SPECIES.length();
+
+  // Partner lanes for the fixed reduction tree of sum: lane i meets lane i ^ d. Where d is not
+  // below LANES the shuffle is the identity and sum skips that level.
+  private static final VectorShuffle<Float> PARTNER_8 = partner(8);
+  private static final VectorShuffle<Float> PARTNER_4 = partner(4);
+  private static final VectorShuffle<Float> PARTNER_2 = partner(2);
+  private static final VectorShuffle<Float> PARTNER_1 = partner(1);
+
   private FloatLanes() {}
+
+  /**
+   * The sum of v's lanes, added in one fixed order: a pairwise tree of lane-wise adds, so every
+   * lane i meets lane i ^ d for d = LANES/2 down to 1.
+   *
+   * <p>Why not {@code reduceLanes(ADD)}: its order of additions is unspecified, and in practice
+   * C2's intrinsic and the interpreter's Java fallback add in different orders. Two threads running
+   * one kernel at different compilation tiers then round differently, and a result would depend on
+   * the thread count and on the JIT's timing (seen as 1-ulp differences in a softmax backward
+   * between 1 and 2 threads). Lane-wise adds and lane permutes are exact IEEE operations in every
+   * tier. Cost: log2(LANES) permute-add pairs, as the intrinsic's own tree.
+   */
+  static float sum(FloatVector v) {
+    if (LANES > 8) {
+      v = v.add(v.rearrange(PARTNER_8));
+    }
+    if (LANES > 4) {
+      v = v.add(v.rearrange(PARTNER_4));
+    }
+    if (LANES > 2) {
+      v = v.add(v.rearrange(PARTNER_2));
+    }
+    v = v.add(v.rearrange(PARTNER_1));
+    return v.lane(0);
+  }
+
+  private static VectorShuffle<Float> partner(int distance) {
+    int lanes = LANES;
+    return VectorShuffle.fromOp(SPECIES, i -> distance < lanes ? i ^ distance : i);
+  }
 
   private static VectorSpecies<Float> select(int bits) {
     return switch (bits) {

@@ -113,7 +113,7 @@ public final class Loss {
       FloatVector target = full ? FloatVector.fromMemorySegment(SPECIES, t, tAt + 4 * i, ORDER)
           : FloatVector.fromMemorySegment(SPECIES, t, tAt + 4 * i, ORDER, tail);
       FloatVector e = VectorMath.expUpTo88(v.abs().neg());
-      FloatVector term = v.max(0f).sub(v.mul(target)).add(e.lanewise(VectorOperators.LOG1P));
+      FloatVector term = v.max(0f).sub(v.mul(target)).add(VectorMath.log1pUnit(e));
       sum = full ? sum.add(term) : sum.add(term, tail);
       if (dx != null) {
         // sigmoid(x) from the same e = e^-|x|: 1/(1+e) for x >= 0, e/(1+e) below.
@@ -127,7 +127,7 @@ public final class Loss {
         }
       }
     }
-    return sum.reduceLanes(VectorOperators.ADD);
+    return FloatLanes.sum(sum);
   }
 
   private static final FloatVector ONE = VectorMath.all(1f);
@@ -154,6 +154,6 @@ public final class Loss {
         }
       }
     }
-    return sum.reduceLanes(VectorOperators.ADD);
+    return FloatLanes.sum(sum);
   }
 }

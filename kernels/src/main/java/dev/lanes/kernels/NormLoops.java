@@ -4,7 +4,6 @@ import java.lang.foreign.MemorySegment;
 import java.nio.ByteOrder;
 import jdk.incubator.vector.FloatVector;
 import jdk.incubator.vector.VectorMask;
-import jdk.incubator.vector.VectorOperators;
 import jdk.incubator.vector.VectorSpecies;
 
 /**
@@ -47,7 +46,7 @@ final class NormLoops {
       FloatVector d = load(x, xAt, i, full, tail).sub(mean);
       acc = full ? d.fma(d, acc) : d.fma(d, acc).blend(acc, tail.not());
     }
-    return acc.reduceLanes(VectorOperators.ADD);
+    return FloatLanes.sum(acc);
   }
 
   /** {@code y_i = (x_i - mean) rstd gamma_i + beta_i}, gamma and beta vectors along the span. */
@@ -97,8 +96,8 @@ final class NormLoops {
       store(d.fma(xhat, load(dgamma, dgAt, i, full, tail)), dgamma, dgAt, i, full, tail);
       store(d.add(load(dbeta, dbAt, i, full, tail)), dbeta, dbAt, i, full, tail);
     }
-    sums[0] = sumG.reduceLanes(VectorOperators.ADD);
-    sums[1] = sumGX.reduceLanes(VectorOperators.ADD);
+    sums[0] = FloatLanes.sum(sumG);
+    sums[1] = FloatLanes.sum(sumGX);
   }
 
   /** Layer-norm backward, second pass: {@code dx = rstd (g - meanG - xhat meanGX)}, g = dy gamma. */
@@ -128,8 +127,8 @@ final class NormLoops {
       sumD = sumD.add(d);
       sumDX = d.fma(xhat, sumDX);
     }
-    sums[0] += sumD.reduceLanes(VectorOperators.ADD);
-    sums[1] += sumDX.reduceLanes(VectorOperators.ADD);
+    sums[0] += FloatLanes.sum(sumD);
+    sums[1] += FloatLanes.sum(sumDX);
   }
 
   /** Batch-norm backward, second pass: {@code dx = scale (dy - meanD - xhat meanDX)}, scale = gamma rstd. */

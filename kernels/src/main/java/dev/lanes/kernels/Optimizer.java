@@ -195,7 +195,7 @@ public final class Optimizer {
       FloatVector g = load(s, offset, i, m);
       acc = g.fma(g, acc);
     }
-    return acc.reduceLanes(jdk.incubator.vector.VectorOperators.ADD);
+    return FloatLanes.sum(acc);
   }
 
   private static void check(long n, MemorySegment param, long paramOffset, MemorySegment grad, long gradOffset,

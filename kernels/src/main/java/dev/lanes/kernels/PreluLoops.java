@@ -99,6 +99,6 @@ final class PreluLoops {
         sum = sum.add(contribution, lanes);
       }
     }
-    return sum.reduceLanes(VectorOperators.ADD);
+    return FloatLanes.sum(sum);
   }
 }

@@ -46,44 +46,63 @@ public final class Softmax {
 
   private Softmax() {}
 
-  /** {@code y = softmax(x)} row by row. */
+  /** {@code y = softmax(x)} row by row, on {@link Parallelism#getDefault()}. */
   public static void forward(int rows, int cols, MemorySegment x, long xOffset, MemorySegment y, long yOffset) {
+    forward(rows, cols, x, xOffset, y, yOffset, Parallelism.getDefault());
+  }
+
+  /**
+   * {@code y = softmax(x)} row by row. Threads take runs of whole rows; a row is computed the same
+   * way on any thread, so the result does not depend on the thread count.
+   */
+  public static void forward(int rows, int cols, MemorySegment x, long xOffset, MemorySegment y, long yOffset,
+      Parallelism parallelism) {
     check(rows, cols, x, xOffset, "x", y, yOffset, "y", null, 0, null);
-    forwardRows(rows, cols, x, xOffset, y, yOffset, false);
+    Rows.start(Rows.FORWARD, rows, cols, x, xOffset, null, 0, y, yOffset).run(parallelism);
   }
 
-  /** {@code z = log_softmax(x)} row by row. */
+  /** {@code z = log_softmax(x)} row by row, on {@link Parallelism#getDefault()}. */
   public static void logForward(int rows, int cols, MemorySegment x, long xOffset, MemorySegment z, long zOffset) {
+    logForward(rows, cols, x, xOffset, z, zOffset, Parallelism.getDefault());
+  }
+
+  /** {@code z = log_softmax(x)} row by row; threads as {@link #forward(int, int, MemorySegment, long, MemorySegment, long, Parallelism)}. */
+  public static void logForward(int rows, int cols, MemorySegment x, long xOffset, MemorySegment z, long zOffset,
+      Parallelism parallelism) {
     check(rows, cols, x, xOffset, "x", z, zOffset, "z", null, 0, null);
-    forwardRows(rows, cols, x, xOffset, z, zOffset, true);
+    Rows.start(Rows.LOG_FORWARD, rows, cols, x, xOffset, null, 0, z, zOffset).run(parallelism);
   }
 
-  private static void forwardRows(int rows, int cols, MemorySegment x, long xOffset, MemorySegment out,
-      long outOffset, boolean log) {
-    for (int r = 0; r < rows; r++) {
-      long row = (long) r * cols;
-      forwardRow(cols, x, (xOffset + row) * 4, out, (outOffset + row) * 4, log);
-    }
-  }
-
-  /** Softmax backward from the forward output y: {@code dx_i = y_i (dy_i - sum_j dy_j y_j)}. */
+  /**
+   * Softmax backward from the forward output y: {@code dx_i = y_i (dy_i - sum_j dy_j y_j)}, on
+   * {@link Parallelism#getDefault()}.
+   */
   public static void backward(int rows, int cols, MemorySegment y, long yOffset, MemorySegment dy, long dyOffset,
       MemorySegment dx, long dxOffset) {
-    check(rows, cols, y, yOffset, "y", dx, dxOffset, "dx", dy, dyOffset, "dy");
-    for (int r = 0; r < rows; r++) {
-      long row = (long) r * cols;
-      backwardRow(cols, y, (yOffset + row) * 4, dy, (dyOffset + row) * 4, dx, (dxOffset + row) * 4);
-    }
+    backward(rows, cols, y, yOffset, dy, dyOffset, dx, dxOffset, Parallelism.getDefault());
   }
 
-  /** Log-softmax backward from the forward output z: {@code dx_i = dy_i - exp(z_i) sum_j dy_j}. */
+  /** Softmax backward; threads take runs of whole rows, as in the forward. */
+  public static void backward(int rows, int cols, MemorySegment y, long yOffset, MemorySegment dy, long dyOffset,
+      MemorySegment dx, long dxOffset, Parallelism parallelism) {
+    check(rows, cols, y, yOffset, "y", dx, dxOffset, "dx", dy, dyOffset, "dy");
+    Rows.start(Rows.BACKWARD, rows, cols, y, yOffset, dy, dyOffset, dx, dxOffset).run(parallelism);
+  }
+
+  /**
+   * Log-softmax backward from the forward output z: {@code dx_i = dy_i - exp(z_i) sum_j dy_j}, on
+   * {@link Parallelism#getDefault()}.
+   */
   public static void logBackward(int rows, int cols, MemorySegment z, long zOffset, MemorySegment dy, long dyOffset,
       MemorySegment dx, long dxOffset) {
+    logBackward(rows, cols, z, zOffset, dy, dyOffset, dx, dxOffset, Parallelism.getDefault());
+  }
+
+  /** Log-softmax backward; threads take runs of whole rows, as in the forward. */
+  public static void logBackward(int rows, int cols, MemorySegment z, long zOffset, MemorySegment dy, long dyOffset,
+      MemorySegment dx, long dxOffset, Parallelism parallelism) {
     check(rows, cols, z, zOffset, "z", dx, dxOffset, "dx", dy, dyOffset, "dy");
-    for (int r = 0; r < rows; r++) {
-      long row = (long) r * cols;
-      logBackwardRow(cols, z, (zOffset + row) * 4, dy, (dyOffset + row) * 4, dx, (dxOffset + row) * 4);
-    }
+    Rows.start(Rows.LOG_BACKWARD, rows, cols, z, zOffset, dy, dyOffset, dx, dxOffset).run(parallelism);
   }
 
   // ---- Fused softmax + cross-entropy ----
@@ -106,6 +125,18 @@ public final class Softmax {
    */
   public static float crossEntropy(int rows, int cols, MemorySegment logits, long logitsOffset,
       MemorySegment labels, long labelsOffset, int ignoreIndex, MemorySegment dlogits, long dlogitsOffset) {
+    return crossEntropy(rows, cols, logits, logitsOffset, labels, labelsOffset, ignoreIndex, dlogits, dlogitsOffset,
+        Parallelism.getDefault());
+  }
+
+  /**
+   * {@link #crossEntropy(int, int, MemorySegment, long, MemorySegment, long, int, MemorySegment, long)}
+   * with threads taking runs of whole rows. Each row's loss is kept apart and the calling thread adds
+   * them in row order, so the mean has the same bits for any thread count.
+   */
+  public static float crossEntropy(int rows, int cols, MemorySegment logits, long logitsOffset,
+      MemorySegment labels, long labelsOffset, int ignoreIndex, MemorySegment dlogits, long dlogitsOffset,
+      Parallelism parallelism) {
     checkLoss(rows, cols, logits, logitsOffset, dlogits, dlogitsOffset);
     Checks.readable(labels, "labels");
     if (labelsOffset < 0 || labelsOffset > labels.byteSize() / 4 - rows) {
@@ -124,30 +155,32 @@ public final class Softmax {
       }
       count++;
     }
-    double total = 0;
-    for (int r = 0; r < rows; r++) {
-      long row = (long) r * cols;
-      long xAt = 4 * (logitsOffset + row);
-      long dAt = dlogits == null ? 0 : 4 * (dlogitsOffset + row);
-      int label = labels.get(JAVA_INT_UNALIGNED, 4 * (labelsOffset + r));
-      if (label == ignoreIndex) {
-        if (dlogits != null) {
-          SegmentLoops.fill(dlogits, dAt, cols, 0f);
-        }
-        continue;
-      }
-      // Read before the exponentials may overwrite the row (dlogits may be the logits).
-      float target = logits.get(JAVA_FLOAT_UNALIGNED, xAt + 4L * label);
-      float m = rowMax(cols, logits, xAt);
-      float s = expSum(cols, logits, xAt, m, dlogits, dAt);
-      total += ((double) m - target) + Math.log(s);
+    Rows task = Rows.start(Rows.CROSS_ENTROPY, rows, cols, logits, logitsOffset, labels, labelsOffset, dlogits,
+        dlogitsOffset);
+    task.ignoreIndex = ignoreIndex;
+    task.count = count;
+    return (float) (task.runSummingLosses(parallelism) / count);
+  }
+
+  /** One row of {@link #crossEntropy}: its loss, and its gradient into dlogits unless that is null. */
+  private static double crossEntropyRow(int cols, MemorySegment logits, long xAt, int label, int ignoreIndex,
+      int count, MemorySegment dlogits, long dAt) {
+    if (label == ignoreIndex) {
       if (dlogits != null) {
-        divide(cols, dlogits, dAt, s * count);
-        long at = dAt + 4L * label;
-        dlogits.set(JAVA_FLOAT_UNALIGNED, at, dlogits.get(JAVA_FLOAT_UNALIGNED, at) - 1f / count);
+        SegmentLoops.fill(dlogits, dAt, cols, 0f);
       }
+      return 0;
     }
-    return (float) (total / count);
+    // Read before the exponentials may overwrite the row (dlogits may be the logits).
+    float target = logits.get(JAVA_FLOAT_UNALIGNED, xAt + 4L * label);
+    float m = rowMax(cols, logits, xAt);
+    float s = expSum(cols, logits, xAt, m, dlogits, dAt);
+    if (dlogits != null) {
+      divide(cols, dlogits, dAt, s * count);
+      long at = dAt + 4L * label;
+      dlogits.set(JAVA_FLOAT_UNALIGNED, at, dlogits.get(JAVA_FLOAT_UNALIGNED, at) - 1f / count);
+    }
+    return ((double) m - target) + Math.log(s);
   }
 
   /**
@@ -232,6 +265,111 @@ public final class Softmax {
     logBackward(rows, cols, Checks.array(z, "z"), zOffset, Checks.array(dy, "dy"), dyOffset, Checks.array(dx, "dx"), dxOffset);
   }
 
+
+  /**
+   * A pass over rows, cut into runs of whole rows between threads. One instance per calling thread,
+   * reused (fields set for a call, cleared after it), so a call allocates nothing; the buffer of row
+   * losses grows once to the most rows seen.
+   */
+  private static final class Rows implements ParallelTask {
+    static final int FORWARD = 0;
+    static final int LOG_FORWARD = 1;
+    static final int BACKWARD = 2;
+    static final int LOG_BACKWARD = 3;
+    static final int CROSS_ENTROPY = 4;
+    private static final ThreadLocal<Rows> PER_THREAD = ThreadLocal.withInitial(Rows::new);
+    /** Below this many floats per thread a call stays on the calling thread. */
+    private static final long MIN_FLOATS_PER_THREAD = 1 << 15;
+
+    private int op;
+    private int rows;
+    private int cols;
+    /** x, y or z; the logits for the loss. */
+    private MemorySegment in;
+    private long inOffset;
+    /** dy; the int32 labels for the loss. */
+    private MemorySegment aux;
+    private long auxOffset;
+    /** y, z or dx; dlogits (or null) for the loss. */
+    private MemorySegment out;
+    private long outOffset;
+    int ignoreIndex;
+    int count;
+    private double[] losses = new double[0];
+
+    static Rows start(int op, int rows, int cols, MemorySegment in, long inOffset, MemorySegment aux, long auxOffset,
+        MemorySegment out, long outOffset) {
+      Rows task = PER_THREAD.get();
+      task.op = op;
+      task.rows = rows;
+      task.cols = cols;
+      task.in = in;
+      task.inOffset = inOffset;
+      task.aux = aux;
+      task.auxOffset = auxOffset;
+      task.out = out;
+      task.outOffset = outOffset;
+      return task;
+    }
+
+    void run(Parallelism parallelism) {
+      try {
+        parallelism.invoke(this, parts(parallelism));
+      } finally {
+        clear();
+      }
+    }
+
+    /** Runs the loss pass, then adds the rows' losses in row order on the calling thread. */
+    double runSummingLosses(Parallelism parallelism) {
+      if (losses.length < rows) {
+        losses = new double[rows];
+      }
+      try {
+        parallelism.invoke(this, parts(parallelism));
+        double total = 0;
+        for (int r = 0; r < rows; r++) {
+          total += losses[r];
+        }
+        return total;
+      } finally {
+        clear();
+      }
+    }
+
+    private int parts(Parallelism parallelism) {
+      long perThread = Math.max(1, (long) rows * cols / MIN_FLOATS_PER_THREAD);
+      int parts = (int) Math.min(Math.min(parallelism.threads(), rows), perThread);
+      boolean shareable = Checks.shareable(in) && (aux == null || Checks.shareable(aux))
+          && (out == null || Checks.shareable(out));
+      return shareable ? Math.max(1, parts) : 1;
+    }
+
+    private void clear() {
+      in = null;
+      aux = null;
+      out = null;
+    }
+
+    @Override
+    public void run(int part, int parts) {
+      int from = (int) ((long) rows * part / parts);
+      int to = (int) ((long) rows * (part + 1) / parts);
+      for (int r = from; r < to; r++) {
+        long row = (long) r * cols;
+        long inAt = 4 * (inOffset + row);
+        long outAt = out == null ? 0 : 4 * (outOffset + row);
+        switch (op) {
+          case FORWARD -> forwardRow(cols, in, inAt, out, outAt, false);
+          case LOG_FORWARD -> forwardRow(cols, in, inAt, out, outAt, true);
+          case BACKWARD -> backwardRow(cols, in, inAt, aux, 4 * (auxOffset + row), out, outAt);
+          case LOG_BACKWARD -> logBackwardRow(cols, in, inAt, aux, 4 * (auxOffset + row), out, outAt);
+          default -> losses[r] = crossEntropyRow(cols, in, inAt, aux.get(JAVA_INT_UNALIGNED, 4 * (auxOffset + r)),
+              ignoreIndex, count, out, outAt);
+        }
+      }
+    }
+  }
 
   /** Validates shapes and buffers: {@code in} is read, {@code out} written, {@code grad} (if any) read. */
   private static void check(int rows, int cols, MemorySegment in, long inOffset, String inName,
@@ -330,7 +468,7 @@ public final class Softmax {
       }
       sum = sum.add(e);
     }
-    return sum.reduceLanes(VectorOperators.ADD);
+    return FloatLanes.sum(sum);
   }
 
   /**
@@ -393,7 +531,7 @@ public final class Softmax {
       acc = FloatVector.fromMemorySegment(SPECIES, a, aAt + 4L * whole, ORDER, tail)
           .fma(FloatVector.fromMemorySegment(SPECIES, b, bAt + 4L * whole, ORDER, tail), acc);
     }
-    return acc.reduceLanes(VectorOperators.ADD);
+    return FloatLanes.sum(acc);
   }
 
   /** {@code sum_i a_i}. */
@@ -407,7 +545,7 @@ public final class Softmax {
       VectorMask<Float> tail = SPECIES.indexInRange(whole, cols);
       acc = acc.add(FloatVector.fromMemorySegment(SPECIES, a, aAt + 4L * whole, ORDER, tail));
     }
-    return acc.reduceLanes(VectorOperators.ADD);
+    return FloatLanes.sum(acc);
   }
 
   /** {@code dx_i = y_i (dy_i - dot)}. */
@@ -454,7 +592,7 @@ public final class Softmax {
       FloatVector gap = vm.sub(FloatVector.fromMemorySegment(SPECIES, x, xAt + 4L * whole, ORDER, tail));
       acc = acc.add(FloatVector.fromMemorySegment(SPECIES, t, tAt + 4L * whole, ORDER, tail).mul(gap), tail);
     }
-    return acc.reduceLanes(VectorOperators.ADD);
+    return FloatLanes.sum(acc);
   }
 
   /** {@code d_i = e_i a - t_i b}, in place over the exponentials e in d. */

@@ -12,6 +12,12 @@ import jdk.incubator.vector.VectorSpecies;
  * 1 ulp), and measured here it cost about as much as the rest of a softmax forward pass. These
  * versions trade a little accuracy, stated and derived below, for a short chain of FMAs.
  *
+ * <p>Why not {@code lanewise(EXPM1)} or {@code lanewise(LOG1P)} either: C2 computes them with
+ * SVML stubs, the interpreter and C1 with {@link Math}'s scalar functions, and the two differ in
+ * the last bit. A kernel then gave different bits depending on which tier ran it, so a second
+ * thread, still interpreted, changed an ELU gradient by 1 ulp. Everything here is FMAs, adds,
+ * products and divisions, rounded by IEEE in every tier.
+ *
  * <p>Small, so that C2 inlines it into every caller: a vector that crossed a call C2 did not
  * inline would be boxed.
  */
@@ -44,16 +50,71 @@ final class VectorMath {
    * all, under 2.1u; 3u is stated.
    */
   static FloatVector expUpTo88(FloatVector x) {
-    FloatVector t = x.fma(V_LOG2E, V_ROUNDING);
-    FloatVector n = t.sub(V_ROUNDING);
-    FloatVector r = n.neg().fma(V_LN2_C1, x);
-    r = n.neg().fma(V_LN2_C2, r);
+    FloatVector n = nearestMultipleOfLn2(x);
+    FloatVector r = remainder(x, n);
     FloatVector p = r.fma(E7, E6).fma(r, E5).fma(r, E4).fma(r, E3).fma(r, E2).fma(r, E1).fma(r, E0);
-    IntVector exponent = (IntVector) n.convert(VectorOperators.F2I, 0);
-    FloatVector scale = exponent.add(127).lanewise(VectorOperators.LSHL, 23).reinterpretAsFloats();
-    FloatVector e = p.mul(scale);
+    FloatVector e = p.mul(powerOfTwo(n));
     e = e.blend(0f, x.compare(VectorOperators.LT, UNDERFLOW));
     return e.blend(Float.POSITIVE_INFINITY, x.compare(VectorOperators.GT, OVERFLOW));
+  }
+
+  /**
+   * e^x - 1 for x &lt;= 0 (ELU's negative branch), with relative error at most {@code 5u}; -1
+   * below -87.68 (where the true value rounds to -1), NaN for NaN. Positive arguments are outside
+   * this contract.
+   *
+   * <p>Derivation. As {@link #expUpTo88}, {@code x = n ln2 + r} with {@code |r| <= 0.347}, but
+   * {@code q = e^r - 1 = r P(r)} is evaluated without its constant term, so nothing cancels:
+   * P is the degree-7 Taylor polynomial of {@code (e^r - 1)/r} (truncation {@code r^8/9! < 0.01u}),
+   * Horner rounds it to 1.2u, the product by r adds u, and r's own rounding (u|r|, none when
+   * n = 0) moves q by at most 1.2u: {@code |dq| <= 3.4u |q|}. Then
+   * {@code e^x - 1 = 2^n q + (2^n - 1)} in one FMA (one more u); {@code 2^n - 1} is exact for
+   * {@code n >= -24} and rounds to -1 below, within u of a result near -1. For n = 0 the result is
+   * q, 3.4u. For {@code n <= -1} the result has {@code |e^x - 1| >= 0.29} and
+   * {@code |2^n q| <= 0.21}, so q's error counts at most 0.72 times: {@code 2.5u + 2u}. 5u is stated.
+   */
+  static FloatVector expm1NonPositive(FloatVector x) {
+    FloatVector n = nearestMultipleOfLn2(x);
+    FloatVector r = remainder(x, n);
+    FloatVector q = r.fma(E8, E7).fma(r, E6).fma(r, E5).fma(r, E4).fma(r, E3).fma(r, E2).fma(r, E1).mul(r);
+    FloatVector scale = powerOfTwo(n);
+    FloatVector m = q.fma(scale, scale.sub(E0));
+    return m.blend(-1f, x.compare(VectorOperators.LT, UNDERFLOW));
+  }
+
+  /** n = round(x log2 e), as a float (the range reduction of the exponentials). */
+  private static FloatVector nearestMultipleOfLn2(FloatVector x) {
+    return x.fma(V_LOG2E, V_ROUNDING).sub(V_ROUNDING);
+  }
+
+  /** {@code r = x - n ln2} in two FMAs, the first exact (see {@link #expUpTo88}). */
+  private static FloatVector remainder(FloatVector x, FloatVector n) {
+    return n.neg().fma(V_LN2_C2, n.neg().fma(V_LN2_C1, x));
+  }
+
+  /** {@code 2^n} built in the exponent field, for integral n in [-126, 127]. */
+  private static FloatVector powerOfTwo(FloatVector n) {
+    IntVector exponent = (IntVector) n.convert(VectorOperators.F2I, 0);
+    return exponent.add(127).lanewise(VectorOperators.LSHL, 23).reinterpretAsFloats();
+  }
+
+  /**
+   * log(1 + t) for t in [0, 1] (softplus's and the logistic loss's {@code log1p(e^-|x|)}), with
+   * relative error at most {@code 5u} for {@code t >= 2^-125}, and absolute error at most
+   * {@code 2^-148} below, where s is subnormal and its quotient rounds absolutely
+   * ({@link #expUpTo88} hands those callers no such t); NaN for NaN.
+   *
+   * <p>Derivation. {@code log(1 + t) = 2 atanh(s)} with {@code s = t/(2 + t) <= 1/3}: the sum and
+   * the quotient round twice, 2u on s. {@code 2 atanh(s) = 2s A(w)}, {@code w = s^2 <= 1/9},
+   * {@code A(w) = sum w^k/(2k+1)} to k = 7 (truncation {@code w^8/17 < 0.03u}); w's 5u moves A by
+   * {@code 5u w A'(w)/A < 0.2u}; Horner in w rounds to {@code u (1 + w/3 ...) < 1.1u}; the final
+   * product u (2s is exact). In all under 4.4u; 5u is stated.
+   */
+  static FloatVector log1pUnit(FloatVector t) {
+    FloatVector s = t.div(t.add(TWO));
+    FloatVector w = s.mul(s);
+    FloatVector a = w.fma(L15, L13).fma(w, L11).fma(w, L9).fma(w, L7).fma(w, L5).fma(w, L3).fma(w, E0);
+    return s.add(s).mul(a);
   }
 
   /*
@@ -66,6 +127,7 @@ final class VectorMath {
   private static final FloatVector V_LN2_C1 = all(LN2_C1);
   private static final FloatVector V_LN2_C2 = all(LN2_C2);
   /** Taylor coefficients of e^r, 1/k!. */
+  private static final FloatVector E8 = all(1f / 40320f);
   private static final FloatVector E7 = all(1f / 5040f);
   private static final FloatVector E6 = all(1f / 720f);
   private static final FloatVector E5 = all(1f / 120f);
@@ -74,6 +136,15 @@ final class VectorMath {
   private static final FloatVector E2 = all(0.5f);
   private static final FloatVector E1 = all(1f);
   private static final FloatVector E0 = all(1f);
+
+  /** Coefficients of atanh(s)/s in w = s^2: 1/(2k+1). */
+  private static final FloatVector L3 = all(1f / 3f);
+  private static final FloatVector L5 = all(1f / 5f);
+  private static final FloatVector L7 = all(1f / 7f);
+  private static final FloatVector L9 = all(1f / 9f);
+  private static final FloatVector L11 = all(1f / 11f);
+  private static final FloatVector L13 = all(1f / 13f);
+  private static final FloatVector L15 = all(1f / 15f);
 
   /** Below this |x| tanh is the odd Taylor polynomial, above it {@code 1 - 2/(1 + e^2|x|)}. */
   private static final float TANH_SERIES_LIMIT = 0.55f;

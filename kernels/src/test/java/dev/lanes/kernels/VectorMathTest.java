@@ -4,13 +4,16 @@ import static org.junit.jupiter.api.Assertions.assertEquals;
 import static org.junit.jupiter.api.Assertions.assertTrue;
 
 import java.util.SplittableRandom;
+import java.util.function.DoubleUnaryOperator;
+import java.util.function.UnaryOperator;
 import jdk.incubator.vector.FloatVector;
 import org.junit.jupiter.api.Test;
 
 /**
- * {@link VectorMath#expUpTo88} against {@code Math.exp} (double, then exact comparison), within
- * the bound derived in its Javadoc: {@code 3u} relative for normal results, {@code 2^-126} absolute
- * below them.
+ * {@link VectorMath}'s functions against {@link Math}'s in double (then exact comparison), within
+ * the bounds derived in their Javadoc: exp {@code 3u} relative for normal results and
+ * {@code 2^-126} absolute below them, expm1 on x &lt;= 0 and log1p on [0, 1] {@code 5u}
+ * (log1p: {@code 2^-148} absolute below {@code 2^-125}).
  */
 class VectorMathTest {
   private static final double U = Math.scalb(1.0, -24);
@@ -18,27 +21,54 @@ class VectorMathTest {
 
   @Test
   void expIsWithinItsBoundAcrossItsRange() {
+    // An even sweep of [-104, 88.37], then random points.
+    sweep("exp", VectorMath::expUpTo88, Math::exp,
+        exact -> exact >= Float.MIN_NORMAL ? 3 * U * exact : Math.scalb(1.0, -126),
+        (i, random) -> i < 1_000_000 ? -104 + (88.37 + 104) * i / 1_000_000.0 : random.nextDouble() * (88.37 + 104) - 104);
+  }
+
+  @Test
+  void expm1IsWithinItsBoundForNonPositiveArguments() {
+    // An even sweep of [-100, 0], then magnitudes 2^-149 .. 2^7 spaced evenly in the exponent,
+    // where the relative bound is hardest to keep near 0.
+    sweep("expm1", VectorMath::expm1NonPositive, Math::expm1, exact -> 5 * U * Math.abs(exact),
+        (i, random) -> i < 1_000_000 ? -100.0 * i / 1_000_000.0 : -Math.scalb(1.0, -149 + random.nextInt(156)) * (1 + random.nextDouble()));
+  }
+
+  @Test
+  void log1pIsWithinItsBoundOnTheUnitInterval() {
+    // An even sweep of [0, 1], then magnitudes 2^-149 .. 2^-1 spaced evenly in the exponent.
+    sweep("log1p", VectorMath::log1pUnit, Math::log1p,
+        exact -> exact >= Math.scalb(1.0, -125) ? 5 * U * exact : Math.scalb(1.0, -148),
+        (i, random) -> i < 1_000_000 ? i / 1_000_000.0 : Math.scalb(1.0, -149 + random.nextInt(149)) * (1 + random.nextDouble()));
+  }
+
+  /** Arguments at 2M indexes, rounded to float, through f LANES at a time, each checked against exact. */
+  private static void sweep(String name, UnaryOperator<FloatVector> f, DoubleUnaryOperator exactOf,
+      DoubleUnaryOperator boundOf, Arguments arguments) {
     float[] x = new float[LANES];
-    float[] e = new float[LANES];
+    float[] y = new float[LANES];
     SplittableRandom random = new SplittableRandom(20261122);
     int checked = 0;
-    // An even sweep of [-104, 88.37], then random points, LANES at a time.
     for (int step = 0; step < 2_000_000; step += LANES) {
       for (int l = 0; l < LANES; l++) {
-        x[l] = step < 1_000_000
-            ? (float) (-104 + (88.37 + 104) * (step + l) / 1_000_000.0)
-            : (float) (random.nextDouble() * (88.37 + 104) - 104);
+        x[l] = (float) arguments.at(step + l, random);
       }
-      VectorMath.expUpTo88(FloatVector.fromArray(FloatLanes.SPECIES, x, 0)).intoArray(e, 0);
+      f.apply(FloatVector.fromArray(FloatLanes.SPECIES, x, 0)).intoArray(y, 0);
       for (int l = 0; l < LANES; l++) {
-        double exact = Math.exp(x[l]);
-        double bound = exact >= Float.MIN_NORMAL ? 3 * U * exact : Math.scalb(1.0, -126);
-        double error = Math.abs(e[l] - exact);
-        assertTrue(error <= bound, "exp(" + x[l] + ") = " + e[l] + ", exact " + exact + ", error " + error);
+        double exact = exactOf.applyAsDouble(x[l]);
+        double error = Math.abs(y[l] - exact);
+        assertTrue(error <= boundOf.applyAsDouble(exact),
+            name + "(" + x[l] + ") = " + y[l] + ", exact " + exact + ", error " + error / U + "u");
         checked++;
       }
     }
-    assertTrue(checked >= 2_000_000);
+    assertEquals(2_000_000, checked);
+  }
+
+  @FunctionalInterface
+  private interface Arguments {
+    double at(int index, SplittableRandom random);
   }
 
   @Test

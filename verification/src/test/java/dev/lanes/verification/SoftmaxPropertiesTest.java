@@ -1,10 +1,13 @@
 package dev.lanes.verification;
 
+import static org.junit.jupiter.api.Assertions.assertArrayEquals;
 import static org.junit.jupiter.api.Assertions.assertEquals;
 import static org.junit.jupiter.api.Assertions.assertTrue;
 
+import dev.lanes.kernels.Parallelism;
 import dev.lanes.kernels.Softmax;
 import dev.lanes.kernels.reference.SoftmaxReference;
+import java.lang.foreign.MemorySegment;
 import java.util.SplittableRandom;
 import java.util.concurrent.atomic.AtomicInteger;
 import org.junit.jupiter.api.Test;
@@ -115,6 +118,67 @@ class SoftmaxPropertiesTest {
       s += a[i] * b[i];
     }
     return s;
+  }
+
+  // ---- Threads ----
+
+  /**
+   * Threads take runs of whole rows, each row computed as it would be alone, and the loss adds the
+   * rows' losses in row order on the calling thread: 1, 2 and 3 threads give the same bits. The
+   * shapes reach past the 2^15 floats per thread below which a call stays on one thread.
+   */
+  @Test
+  void threadCountDoesNotChangeTheBits() {
+    Properties.qt(12).forAll(SourceDSL.integers().between(1, 160), SourceDSL.integers().between(1, 1200),
+        SourceDSL.longs().all()).checkAssert((rows, cols, seed) -> {
+          SplittableRandom random = new SplittableRandom(seed);
+          int n = rows * cols;
+          float[] x = new float[n];
+          float[] dy = new float[n];
+          for (int i = 0; i < n; i++) {
+            x[i] = (float) (random.nextGaussian() * 6);
+            dy[i] = (float) random.nextGaussian();
+          }
+          int[] labels = new int[rows];
+          for (int r = 0; r < rows; r++) {
+            labels[r] = random.nextInt(8) == 0 ? -100 : random.nextInt(cols);
+          }
+          float[][] one = Outputs.compute(rows, cols, x, dy, labels, 1);
+          for (int threads = 2; threads <= 3; threads++) {
+            float[][] many = Outputs.compute(rows, cols, x, dy, labels, threads);
+            for (int k = 0; k < one.length; k++) {
+              assertArrayEquals(one[k], many[k],
+                  Outputs.NAMES[k] + ", " + rows + "x" + cols + ", threads = " + threads);
+            }
+          }
+        });
+  }
+
+  /** Every softmax output of one input, on a given number of threads. */
+  private static final class Outputs {
+    static final String[] NAMES = {"forward", "logForward", "backward", "logBackward", "crossEntropy dlogits",
+        "crossEntropy loss"};
+
+    static float[][] compute(int rows, int cols, float[] x, float[] dy, int[] labels, int threads) {
+      Parallelism p = Parallelism.threads(threads);
+      MemorySegment xs = MemorySegment.ofArray(x);
+      MemorySegment dys = MemorySegment.ofArray(dy);
+      int n = rows * cols;
+      float[] y = new float[n];
+      float[] z = new float[n];
+      float[] dx = new float[n];
+      float[] dz = new float[n];
+      float[] dlogits = new float[n];
+      MemorySegment ys = MemorySegment.ofArray(y);
+      MemorySegment zs = MemorySegment.ofArray(z);
+      Softmax.forward(rows, cols, xs, 0, ys, 0, p);
+      Softmax.logForward(rows, cols, xs, 0, zs, 0, p);
+      Softmax.backward(rows, cols, ys, 0, dys, 0, MemorySegment.ofArray(dx), 0, p);
+      Softmax.logBackward(rows, cols, zs, 0, dys, 0, MemorySegment.ofArray(dz), 0, p);
+      float loss = Softmax.crossEntropy(rows, cols, xs, 0, MemorySegment.ofArray(labels), 0, -100,
+          MemorySegment.ofArray(dlogits), 0, p);
+      return new float[][] {y, z, dx, dz, dlogits, {loss}};
+    }
   }
 
   // ---- The kernels against the references ----
