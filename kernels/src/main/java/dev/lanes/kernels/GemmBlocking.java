@@ -12,10 +12,11 @@ import java.util.Locale;
  * the kernel streams KC x NR micro-panels of B past it from an L2-resident KC x NC block of B:
  * <ul>
  *   <li><b>KC</b>: the A micro-panel gets a quarter of L1d, MR*KC*4 <= L1d/4. The rest of L1 is for
- *       the B micro-panel passing through and the C tile. (48 KiB L1d, MR = 12: KC = 256.)
+ *       the B micro-panel passing through and the C tile. (48 KiB L1d, MR = 12: KC = 256; 32 KiB L1d,
+ *       MR = 4: KC = 512.)
  *   <li><b>NC</b>: the packed B block gets half of L2, KC*NC*4 <= L2/2, rounded down to a multiple
  *       of NR. The other half absorbs the A panels, C and the hardware prefetcher's run-ahead.
- *       (2 MiB L2: NC = 1024.)
+ *       (2 MiB L2: NC = 1024; 512 KiB L2 at KC = 512: NC = 128.)
  *   <li><b>MC</b>: there is none. A is packed one MR-row micro-panel at a time, just before it is
  *       used, so it is written straight into L1 and never needs an L2 block of its own.
  * </ul>
@@ -33,9 +34,9 @@ final class GemmBlocking {
       clamp(roundDown((int) (L2_BYTES / 2 / (KC * 4L)), GemmMicroKernel.NR), GemmMicroKernel.NR, 8192));
 
   /**
-   * MR-row panels packed together when A is transposed: 8 x 12 rows make each k step of the group
-   * one run of 96 floats (6 cache lines) read front to back, and the group's 8 x 12 x KC floats
-   * (96 KB at KC = 256) stay in L2. Smaller groups share cache lines between groups; larger ones
+   * MR-row panels packed together when A is transposed: with MR = 12, 8 x 12 rows make each k step
+   * of the group one run of 96 floats (6 cache lines) read front to back, and the group's
+   * 8 x 12 x KC floats (96 KB at KC = 256) stay in L2 (MR = 4: 32 floats, 64 KB at KC = 512). Smaller groups share cache lines between groups; larger ones
    * leave two threads fewer groups to balance (an m = 1024 product has 11).
    */
   static final int TRANSPOSED_A_GROUP = 8;

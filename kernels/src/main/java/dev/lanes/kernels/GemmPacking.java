@@ -110,8 +110,9 @@ final class GemmPacking {
    *
    * <p>A's k rows run along the panel rows, so this is a transpose. It goes in 4 x 4 tiles of
    * 128-bit vectors: four k rows are read front to back across the whole group, and each tile turns
-   * into four runs of 4 k steps, one per panel row, with two rounds of two-vector lane selects. MR
-   * is a multiple of 4, so a tile never straddles two panels. What is left over (k steps past a
+   * into four runs of 4 k steps, one per panel row, with two rounds of two-vector lane selects. Group
+   * row c sits at {@code c * KC} whichever panel it falls in, so a tile may straddle two panels
+   * without any special case (MR need not be a multiple of 4). What is left over (k steps past a
    * multiple of 4, rows past a multiple of 4) goes float by float.
    */
   static void packTransposedGroup(MemorySegment src, long first, long pitch, int rows, int kc, float[] dst) {
