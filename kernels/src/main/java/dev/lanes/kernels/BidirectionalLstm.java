@@ -28,54 +28,17 @@ import java.lang.foreign.MemorySegment;
  * <p>Null buffers mean what they mean for {@link Lstm}. Every buffer is checked before anything is
  * written.
  */
-public final class BidirectionalLstm {
+public final class BidirectionalLstm extends BidirectionalLayer {
   private final Lstm direction;
-  private final int steps;
-  private final int batch;
-  private final int input;
-  private final int hidden;
 
-  private BidirectionalLstm(int steps, int batch, int input, int hidden) {
-    this.direction = Lstm.of(steps, batch, input, hidden);
-    this.steps = steps;
-    this.batch = batch;
-    this.input = input;
-    this.hidden = hidden;
+  private BidirectionalLstm(Lstm direction) {
+    super(direction);
+    this.direction = direction;
   }
 
   /** A bidirectional LSTM over T steps of a batch of B, input size I and hidden size H per direction. */
   public static BidirectionalLstm of(int steps, int batch, int input, int hidden) {
-    return new BidirectionalLstm(steps, batch, input, hidden);
-  }
-
-  /**
-   * Floats of workspace a forward and its backward need: both directions' {@link Lstm} workspaces,
-   * then x reversed, each direction's output, each direction's dy and the reverse direction's dx.
-   */
-  public long workspaceFloats() {
-    return 2 * direction.workspaceFloats() + (long) steps * batch * (2L * input + 4L * hidden);
-  }
-
-  private long sequence(int floatsPerRow) {
-    return (long) steps * batch * floatsPerRow;
-  }
-
-  private long reversedXAt(long ws) {
-    return ws + 2 * direction.workspaceFloats();
-  }
-
-  /** Direction d's own output [T, B, H] (the reverse one in reversed time order). */
-  private long outputAt(long ws, int d) {
-    return reversedXAt(ws) + sequence(input) + d * sequence(hidden);
-  }
-
-  /** Direction d's dy [T, B, H] (the reverse one in reversed time order). */
-  private long outputGradientAt(long ws, int d) {
-    return outputAt(ws, 2) + d * sequence(hidden);
-  }
-
-  private long reversedInputGradientAt(long ws) {
-    return outputGradientAt(ws, 2);
+    return new BidirectionalLstm(Lstm.of(steps, batch, input, hidden));
   }
 
   /** Forward over the sequence; the workspace is kept for {@link #backward}. */
@@ -98,23 +61,16 @@ public final class BidirectionalLstm {
     Checks.notNull(parallelism, "parallelism");
 
     long ws = workspaceOffset;
-    reverseTime(x, xOffset, workspace, reversedXAt(ws), input);
+    reverseInput(x, xOffset, workspace, ws);
     for (int d = 0; d < 2; d++) {
       direction.forward(d == 0 ? x : workspace, d == 0 ? xOffset : reversedXAt(ws), wIh, wIhOffset + d * 4L * hidden
           * input, wHh, wHhOffset + d * 4L * hidden * hidden, bIh, bIhOffset + d * 4L * hidden, bHh, bHhOffset
           + d * 4L * hidden, h0, h0Offset + d * state, c0, c0Offset + d * state, workspace, outputAt(ws, d), hT,
-          hTOffset + d * state, cT, cTOffset + d * state, workspace, ws + d * direction.workspaceFloats(),
+          hTOffset + d * state, cT, cTOffset + d * state, workspace, directionWorkspaceAt(ws, d),
           parallelism);
     }
     // y[t] = [forward h_t, reverse h_t], the reverse output being stored in reversed time.
-    for (int t = 0; t < steps; t++) {
-      for (int b = 0; b < batch; b++) {
-        long row = 4 * (yOffset + ((long) t * batch + b) * 2 * hidden);
-        SegmentLoops.copy(workspace, 4 * (outputAt(ws, 0) + ((long) t * batch + b) * hidden), y, row, hidden);
-        SegmentLoops.copy(workspace, 4 * (outputAt(ws, 1) + ((long) (steps - 1 - t) * batch + b) * hidden), y,
-            row + 4L * hidden, hidden);
-      }
-    }
+    interleaveOutputs(workspace, ws, y, yOffset);
   }
 
   /**
@@ -147,15 +103,7 @@ public final class BidirectionalLstm {
 
     long ws = workspaceOffset;
     if (dy != null) {
-      for (int t = 0; t < steps; t++) {
-        for (int b = 0; b < batch; b++) {
-          long row = 4 * (dyOffset + ((long) t * batch + b) * 2 * hidden);
-          SegmentLoops.copy(dy, row, workspace, 4 * (outputGradientAt(ws, 0) + ((long) t * batch + b) * hidden),
-              hidden);
-          SegmentLoops.copy(dy, row + 4L * hidden, workspace,
-              4 * (outputGradientAt(ws, 1) + ((long) (steps - 1 - t) * batch + b) * hidden), hidden);
-        }
-      }
+      splitOutputGradient(dy, dyOffset, workspace, ws);
     }
     for (int d = 0; d < 2; d++) {
       MemorySegment directionDx = d == 0 ? dx : dx == null ? null : workspace;
@@ -165,35 +113,12 @@ public final class BidirectionalLstm {
           dy == null ? null : workspace, outputGradientAt(ws, d), dhT, dhTOffset + d * state, dcT, dcTOffset
           + d * state, directionDx, directionDxOffset, dwIh, dwIhOffset + d * 4L * hidden * input, dwHh, dwHhOffset
           + d * 4L * hidden * hidden, dbIh, dbIhOffset + d * 4L * hidden, dbHh, dbHhOffset + d * 4L * hidden, dh0,
-          dh0Offset + d * state, dc0, dc0Offset + d * state, workspace, ws + d * direction.workspaceFloats(),
+          dh0Offset + d * state, dc0, dc0Offset + d * state, workspace, directionWorkspaceAt(ws, d),
           parallelism);
     }
     if (dx != null) {
       // dx[t] += the reverse direction's dx, stored in reversed time.
-      long rows = (long) batch * input;
-      for (int t = 0; t < steps; t++) {
-        SegmentLoops.addInto(workspace, 4 * (reversedInputGradientAt(ws) + (steps - 1 - t) * rows), dx,
-            4 * (dxOffset + t * rows), (int) rows);
-      }
-    }
-  }
-
-  /** dst[t] = src[T-1-t], each step being B rows of {@code width} floats. */
-  private void reverseTime(MemorySegment src, long srcOffset, MemorySegment dst, long dstOffset, int width) {
-    long rows = (long) batch * width;
-    for (int t = 0; t < steps; t++) {
-      SegmentLoops.copy(src, 4 * (srcOffset + (steps - 1 - t) * rows), dst, 4 * (dstOffset + t * rows), (int) rows);
-    }
-  }
-
-  private static void check(String name, MemorySegment s, long offset, long floats, boolean written, String shape) {
-    RecurrentChecks.check(name, shape, s, offset, floats, written);
-  }
-
-  private static void optional(String name, MemorySegment s, long offset, long floats, boolean written,
-      String shape) {
-    if (s != null) {
-      RecurrentChecks.check(name, shape, s, offset, floats, written);
+      addReverseInputGradient(workspace, ws, dx, dxOffset);
     }
   }
 

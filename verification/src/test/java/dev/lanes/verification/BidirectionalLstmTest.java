@@ -1,5 +1,11 @@
 package dev.lanes.verification;
 
+import static dev.lanes.verification.RecurrentCases.bidirectionalInputGradient;
+import static dev.lanes.verification.RecurrentCases.bidirectionalOutput;
+import static dev.lanes.verification.RecurrentCases.concat;
+import static dev.lanes.verification.RecurrentCases.half;
+import static dev.lanes.verification.RecurrentCases.part;
+import static dev.lanes.verification.RecurrentCases.reverseTime;
 import static dev.lanes.verification.RecurrentCases.seg;
 import static dev.lanes.verification.RecurrentCases.values;
 import static org.junit.jupiter.api.Assertions.assertArrayEquals;
@@ -56,17 +62,8 @@ class BidirectionalLstmTest {
             part(h0, d), part(c0, d), d == 0 ? dyd : reverseTime(dyd, t, state), part(dhT, d), part(dcT, d)),
             Parallelism.sequential());
       }
-      float[] yReverse = reverseTime(runs[1].y(), t, state);
-      float[] expectedY = new float[t * state * 2];
-      for (int row = 0; row < t * b; row++) {
-        System.arraycopy(runs[0].y(), row * h, expectedY, row * 2 * h, h);
-        System.arraycopy(yReverse, row * h, expectedY, row * 2 * h + h, h);
-      }
-      float[] dxReverse = reverseTime(runs[1].dx(), t, b * in);
-      float[] expectedDx = new float[x.length];
-      for (int i = 0; i < x.length; i++) {
-        expectedDx[i] = runs[0].dx()[i] + dxReverse[i];
-      }
+      float[] expectedY = bidirectionalOutput(runs[0].y(), runs[1].y(), t, b, h);
+      float[] expectedDx = bidirectionalInputGradient(runs[0].dx(), runs[1].dx(), t, b * in);
 
       // The kernel.
       BidirectionalLstm lstm = BidirectionalLstm.of(t, b, in, h);
@@ -117,31 +114,5 @@ class BidirectionalLstmTest {
     Arrays.fill(sevens, 7f);
     assertArrayEquals(sevens, y, "y written");
     assertArrayEquals(sevens, hT, "hT written");
-  }
-
-  /** Direction d's slice of a [2, ...] buffer, or null. */
-  private static float[] part(float[] both, int d) {
-    return both == null ? null : Arrays.copyOfRange(both, d * both.length / 2, (d + 1) * both.length / 2);
-  }
-
-  /** Half d of each 2H-wide row of a [rows, 2H] buffer, as [rows, H]. */
-  private static float[] half(float[] rows2h, int rows, int h, int d) {
-    float[] out = new float[rows * h];
-    for (int row = 0; row < rows; row++) {
-      System.arraycopy(rows2h, row * 2 * h + d * h, out, row * h, h);
-    }
-    return out;
-  }
-
-  private static float[] reverseTime(float[] v, int steps, int perStep) {
-    float[] out = new float[v.length];
-    for (int s = 0; s < steps; s++) {
-      System.arraycopy(v, (steps - 1 - s) * perStep, out, s * perStep, perStep);
-    }
-    return out;
-  }
-
-  private static float[] concat(float[] a, float[] b) {
-    return LstmPropertiesTest.floats(a, b);
   }
 }
