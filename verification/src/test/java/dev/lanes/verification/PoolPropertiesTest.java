@@ -121,6 +121,10 @@ class PoolPropertiesTest {
       MemorySegment maxDx = arena.allocate(4L * (inputs + 3));
       MemorySegment avgY = arena.allocate(4L * (outputs + 3));
       MemorySegment avgDx = arena.allocate(4L * (inputs + 3));
+      // Outputs start as NaN: every pass must overwrite all of its output, not add to what was there.
+      for (MemorySegment output : new MemorySegment[] {maxY, maxDx, avgY, avgDx}) {
+        output.fill((byte) 0xFF);
+      }
       g.maxForward(xs, 3, maxY, 3, argmax, 3, p);
       g.maxBackward(dys, 3, argmax, 3, maxDx, 3, p);
       g.avgForward(xs, 3, avgY, 3, c.countIncludePad(), p);
