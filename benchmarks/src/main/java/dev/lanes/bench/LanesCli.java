@@ -140,7 +140,8 @@ public final class LanesCli {
       System.out.println();
       System.out.print(table.render());
       System.out.println();
-      System.out.println("GF/s and us from the median JMH iteration; ratio = Lanes / OpenBLAS, same JMH run;");
+      System.out.println("GF/s and us from the median JMH iteration; ratio = Lanes / OpenBLAS (GEMM rows) or");
+      System.out.println("Lanes / Lanes' own N^3 GEMM on the same threads (GEMM-N rows: convolution, LSTM, GRU), same JMH run;");
       System.out.println("% peak = Lanes / (peak per core x threads).");
       System.out.println("B/op: first what the benchmark's threads allocate inside JMH's measured loop, per op; in");
       System.out.println("parentheses JMH's gc.alloc.rate.norm, which counts the whole JVM and so adds JMH's own ~7 KB per");
