@@ -2,6 +2,7 @@ package dev.lanes.bench;
 
 import dev.lanes.kernels.BatchNorm;
 import dev.lanes.kernels.LayerNorm;
+import dev.lanes.kernels.Parallelism;
 import java.lang.foreign.Arena;
 import java.lang.foreign.MemorySegment;
 import org.openjdk.jmh.annotations.Benchmark;
@@ -21,13 +22,22 @@ import org.openjdk.jmh.annotations.TearDown;
  *   <li>{@code forward} must at least read x and write y (8 bytes per element; the kernels read x
  *       three times, for the mean, the variance and the normalization, but the table counts only
  *       the bytes the operation cannot avoid); {@code backward} reads x and dy and writes dx (12).
- *   <li>{@code copy}: {@link MemorySegment#copy} of x (8 bytes per element) in the same run.
+ *   <li>{@code copy}: a copy of x (8 bytes per element) on {@code threads} threads
+ *       ({@link ParallelCopy}), in the same run.
  * </ul>
+ * Threads: {@code threads} (1 or 2); batch norm splits channels, layer norm rows (forward) and
+ * fixed 32-row blocks (backward).
  */
 @State(Scope.Benchmark)
 public class NormBenchmark extends BenchmarkDefaults {
   @Param({"batchnorm", "layernorm"})
   public String kind;
+
+  @Param({"1", "2"})
+  public int threads;
+
+  private Parallelism parallelism;
+  private ParallelCopy copier;
 
   private int batch;
   private int channels;
@@ -61,6 +71,8 @@ public class NormBenchmark extends BenchmarkDefaults {
     int parameters = channels;
     int groups = bn ? channels : batch;
     arena = Arena.ofShared();
+    parallelism = Parallelism.threads(threads);
+    copier = new ParallelCopy(threads);
     x = BenchData.uniform(arena, n, 1);
     dy = BenchData.uniform(arena, n, 2);
     y = BenchData.zeros(arena, n);
@@ -78,6 +90,7 @@ public class NormBenchmark extends BenchmarkDefaults {
 
   @TearDown(Level.Trial)
   public void tearDown() {
+    copier.close();
     arena.close();
   }
 
@@ -85,9 +98,9 @@ public class NormBenchmark extends BenchmarkDefaults {
   public MemorySegment forward() {
     if (spatial > 1) {
       BatchNorm.forwardTraining(batch, channels, spatial, 1e-5f, 0.1f, x, 0, gamma, 0, beta, 0, y, 0, mean, 0, rstd,
-          0, runningMean, 0, runningVar, 0);
+          0, runningMean, 0, runningVar, 0, parallelism);
     } else {
-      LayerNorm.forward(batch, channels, 1e-5f, x, 0, gamma, 0, beta, 0, y, 0, mean, 0, rstd, 0);
+      LayerNorm.forward(batch, channels, 1e-5f, x, 0, gamma, 0, beta, 0, y, 0, mean, 0, rstd, 0, parallelism);
     }
     return y;
   }
@@ -96,16 +109,17 @@ public class NormBenchmark extends BenchmarkDefaults {
   public MemorySegment backward() {
     if (spatial > 1) {
       BatchNorm.backward(batch, channels, spatial, x, 0, gamma, 0, mean, 0, rstd, 0, dy, 0, dx, 0, dgamma, 0, dbeta,
-          0);
+          0, parallelism);
     } else {
-      LayerNorm.backward(batch, channels, x, 0, gamma, 0, mean, 0, rstd, 0, dy, 0, dx, 0, dgamma, 0, dbeta, 0);
+      LayerNorm.backward(batch, channels, x, 0, gamma, 0, mean, 0, rstd, 0, dy, 0, dx, 0, dgamma, 0, dbeta, 0,
+          parallelism);
     }
     return dx;
   }
 
   @Benchmark
   public MemorySegment copy() {
-    MemorySegment.copy(x, 0, y, 0, x.byteSize());
+    copier.copy(x, y, x.byteSize());
     return y;
   }
 }

@@ -19,18 +19,33 @@ import java.lang.foreign.MemorySegment;
  *       {@code dx = gamma rstd (dy - dbeta/M - xhat dgamma/M)}.
  * </ul>
  * Statistics are two-pass (mean, then squared deviations); each plane is summed in float vector
- * lanes and the planes of a channel in double. Every call checks its buffers first.
+ * lanes and the planes of a channel in double. Every call checks its buffers first. Threads split
+ * the channels, each computed as it would be alone, so results do not depend on the thread count.
  */
 public final class BatchNorm {
   private static final ThreadLocal<double[]> SUMS = ThreadLocal.withInitial(() -> new double[2]);
 
   private BatchNorm() {}
 
-  /** Training forward. y may be x. */
+  /** Training forward on {@link Parallelism#getDefault()}. y may be x. */
   public static void forwardTraining(int batch, int channels, int spatial, float eps, float momentum,
       MemorySegment x, long xOffset, MemorySegment gamma, long gammaOffset, MemorySegment beta, long betaOffset,
       MemorySegment y, long yOffset, MemorySegment mean, long meanOffset, MemorySegment rstd, long rstdOffset,
       MemorySegment runningMean, long runningMeanOffset, MemorySegment runningVar, long runningVarOffset) {
+    forwardTraining(batch, channels, spatial, eps, momentum, x, xOffset, gamma, gammaOffset, beta, betaOffset, y,
+        yOffset, mean, meanOffset, rstd, rstdOffset, runningMean, runningMeanOffset, runningVar, runningVarOffset,
+        Parallelism.getDefault());
+  }
+
+  /**
+   * Training forward. y may be x. Threads take runs of whole channels, each computed as it would be
+   * alone, so the result does not depend on the thread count (as for the other two passes).
+   */
+  public static void forwardTraining(int batch, int channels, int spatial, float eps, float momentum,
+      MemorySegment x, long xOffset, MemorySegment gamma, long gammaOffset, MemorySegment beta, long betaOffset,
+      MemorySegment y, long yOffset, MemorySegment mean, long meanOffset, MemorySegment rstd, long rstdOffset,
+      MemorySegment runningMean, long runningMeanOffset, MemorySegment runningVar, long runningVarOffset,
+      Parallelism parallelism) {
     checkShape(batch, channels, spatial, eps);
     long count = (long) batch * spatial;
     if (count < 2) {
@@ -46,7 +61,27 @@ public final class BatchNorm {
     perChannel(channels, mean, meanOffset, "mean", true, rstd, rstdOffset, "rstd", true);
     perChannel(channels, runningMean, runningMeanOffset, "runningMean", true, runningVar, runningVarOffset,
         "runningVar", true);
-    for (int c = 0; c < channels; c++) {
+    Checks.notNull(parallelism, "parallelism");
+    Channels task = Channels.start(Channels.TRAINING, batch, channels, spatial, x, xOffset, gamma, gammaOffset, y,
+        yOffset, mean, meanOffset, rstd, rstdOffset);
+    task.eps = eps;
+    task.momentum = momentum;
+    task.beta = beta;
+    task.betaOffset = betaOffset;
+    task.running = runningMean;
+    task.runningOffset = runningMeanOffset;
+    task.running2 = runningVar;
+    task.running2Offset = runningVarOffset;
+    task.run(parallelism);
+  }
+
+  private static void trainingChannels(int from, int to, int batch, int channels, int spatial, float eps,
+      float momentum, MemorySegment x, long xOffset, MemorySegment gamma, long gammaOffset, MemorySegment beta,
+      long betaOffset, MemorySegment y, long yOffset, MemorySegment mean, long meanOffset, MemorySegment rstd,
+      long rstdOffset, MemorySegment runningMean, long runningMeanOffset, MemorySegment runningVar,
+      long runningVarOffset) {
+    long count = (long) batch * spatial;
+    for (int c = from; c < to; c++) {
       double total = 0;
       for (long n = 0; n < batch; n++) {
         total += ChannelSums.sum(x, plane(xOffset, n, c, channels, spatial), spatial);
@@ -68,18 +103,44 @@ public final class BatchNorm {
     }
   }
 
-  /** Inference forward with the running statistics. y may be x. */
+  /** Inference forward with the running statistics, on {@link Parallelism#getDefault()}. y may be x. */
   public static void forwardInference(int batch, int channels, int spatial, float eps, MemorySegment x,
       long xOffset, MemorySegment gamma, long gammaOffset, MemorySegment beta, long betaOffset,
       MemorySegment runningMean, long runningMeanOffset, MemorySegment runningVar, long runningVarOffset,
       MemorySegment y, long yOffset) {
+    forwardInference(batch, channels, spatial, eps, x, xOffset, gamma, gammaOffset, beta, betaOffset, runningMean,
+        runningMeanOffset, runningVar, runningVarOffset, y, yOffset, Parallelism.getDefault());
+  }
+
+  /** Inference forward with the running statistics; threads take runs of whole channels. y may be x. */
+  public static void forwardInference(int batch, int channels, int spatial, float eps, MemorySegment x,
+      long xOffset, MemorySegment gamma, long gammaOffset, MemorySegment beta, long betaOffset,
+      MemorySegment runningMean, long runningMeanOffset, MemorySegment runningVar, long runningVarOffset,
+      MemorySegment y, long yOffset, Parallelism parallelism) {
     checkShape(batch, channels, spatial, eps);
     tensor("x", x, xOffset, batch, channels, spatial, false);
     tensor("y", y, yOffset, batch, channels, spatial, true);
     perChannel(channels, gamma, gammaOffset, "gamma", false, beta, betaOffset, "beta", false);
     perChannel(channels, runningMean, runningMeanOffset, "runningMean", false, runningVar, runningVarOffset,
         "runningVar", false);
-    for (int c = 0; c < channels; c++) {
+    Checks.notNull(parallelism, "parallelism");
+    Channels task = Channels.start(Channels.INFERENCE, batch, channels, spatial, x, xOffset, gamma, gammaOffset, y,
+        yOffset, null, 0, null, 0);
+    task.eps = eps;
+    task.beta = beta;
+    task.betaOffset = betaOffset;
+    task.running = runningMean;
+    task.runningOffset = runningMeanOffset;
+    task.running2 = runningVar;
+    task.running2Offset = runningVarOffset;
+    task.run(parallelism);
+  }
+
+  private static void inferenceChannels(int from, int to, int batch, int channels, int spatial, float eps,
+      MemorySegment x, long xOffset, MemorySegment gamma, long gammaOffset, MemorySegment beta, long betaOffset,
+      MemorySegment runningMean, long runningMeanOffset, MemorySegment runningVar, long runningVarOffset,
+      MemorySegment y, long yOffset) {
+    for (int c = from; c < to; c++) {
       float mu = get(runningMean, runningMeanOffset, c);
       float inverse = (float) (1 / Math.sqrt((double) get(runningVar, runningVarOffset, c) + eps));
       normalizeChannel(batch, channels, spatial, c, x, xOffset, mu, inverse, get(gamma, gammaOffset, c),
@@ -87,11 +148,23 @@ public final class BatchNorm {
     }
   }
 
-  /** Backward of the training forward, from its input x and saved mean and rstd. dx may be dy. */
+  /** Backward of the training forward on {@link Parallelism#getDefault()}. dx may be dy. */
   public static void backward(int batch, int channels, int spatial, MemorySegment x, long xOffset,
       MemorySegment gamma, long gammaOffset, MemorySegment mean, long meanOffset, MemorySegment rstd,
       long rstdOffset, MemorySegment dy, long dyOffset, MemorySegment dx, long dxOffset, MemorySegment dgamma,
       long dgammaOffset, MemorySegment dbeta, long dbetaOffset) {
+    backward(batch, channels, spatial, x, xOffset, gamma, gammaOffset, mean, meanOffset, rstd, rstdOffset, dy,
+        dyOffset, dx, dxOffset, dgamma, dgammaOffset, dbeta, dbetaOffset, Parallelism.getDefault());
+  }
+
+  /**
+   * Backward of the training forward, from its input x and saved mean and rstd; threads take runs of
+   * whole channels. dx may be dy.
+   */
+  public static void backward(int batch, int channels, int spatial, MemorySegment x, long xOffset,
+      MemorySegment gamma, long gammaOffset, MemorySegment mean, long meanOffset, MemorySegment rstd,
+      long rstdOffset, MemorySegment dy, long dyOffset, MemorySegment dx, long dxOffset, MemorySegment dgamma,
+      long dgammaOffset, MemorySegment dbeta, long dbetaOffset, Parallelism parallelism) {
     checkShape(batch, channels, spatial, 0);
     tensor("x", x, xOffset, batch, channels, spatial, false);
     tensor("dy", dy, dyOffset, batch, channels, spatial, false);
@@ -99,9 +172,25 @@ public final class BatchNorm {
     perChannel(channels, gamma, gammaOffset, "gamma", false, mean, meanOffset, "mean", false);
     perChannel(channels, rstd, rstdOffset, "rstd", false, dgamma, dgammaOffset, "dgamma", true);
     LayerNorm.vector("dbeta", dbeta, dbetaOffset, channels, true);
+    Checks.notNull(parallelism, "parallelism");
+    Channels task = Channels.start(Channels.BACKWARD, batch, channels, spatial, x, xOffset, gamma, gammaOffset, dx,
+        dxOffset, mean, meanOffset, rstd, rstdOffset);
+    task.dy = dy;
+    task.dyOffset = dyOffset;
+    task.running = dgamma;
+    task.runningOffset = dgammaOffset;
+    task.running2 = dbeta;
+    task.running2Offset = dbetaOffset;
+    task.run(parallelism);
+  }
+
+  private static void backwardChannels(int from, int to, int batch, int channels, int spatial, MemorySegment x,
+      long xOffset, MemorySegment gamma, long gammaOffset, MemorySegment mean, long meanOffset, MemorySegment rstd,
+      long rstdOffset, MemorySegment dy, long dyOffset, MemorySegment dx, long dxOffset, MemorySegment dgamma,
+      long dgammaOffset, MemorySegment dbeta, long dbetaOffset) {
     long count = (long) batch * spatial;
     double[] sums = SUMS.get();
-    for (int c = 0; c < channels; c++) {
+    for (int c = from; c < to; c++) {
       float mu = get(mean, meanOffset, c);
       float inverse = get(rstd, rstdOffset, c);
       sums[0] = 0;
@@ -119,6 +208,105 @@ public final class BatchNorm {
         NormLoops.planeInputGradient(spatial, x, plane(xOffset, n, c, channels, spatial), mu, inverse, dy,
             plane(dyOffset, n, c, channels, spatial), scale, meanD, meanDX, dx, plane(dxOffset, n, c, channels,
                 spatial));
+      }
+    }
+  }
+
+  /**
+   * One of the three passes cut into runs of whole channels between threads. One instance per
+   * calling thread, reused (fields set for a call, segments cleared after it), so a call allocates
+   * nothing.
+   */
+  private static final class Channels implements ParallelTask {
+    static final int TRAINING = 0;
+    static final int INFERENCE = 1;
+    static final int BACKWARD = 2;
+    private static final ThreadLocal<Channels> PER_THREAD = ThreadLocal.withInitial(Channels::new);
+    /** Below this many floats per thread a call stays on the calling thread. */
+    private static final long MIN_FLOATS_PER_THREAD = 1 << 15;
+
+    private int op;
+    private int batch;
+    private int channels;
+    private int spatial;
+    private float eps;
+    private float momentum;
+    private MemorySegment x;
+    private long xOffset;
+    private MemorySegment gamma;
+    private long gammaOffset;
+    private MemorySegment beta;
+    private long betaOffset;
+    /** y forward, dx backward. */
+    private MemorySegment out;
+    private long outOffset;
+    private MemorySegment mean;
+    private long meanOffset;
+    private MemorySegment rstd;
+    private long rstdOffset;
+    private MemorySegment dy;
+    private long dyOffset;
+    /** The running mean forward, dgamma backward. */
+    private MemorySegment running;
+    private long runningOffset;
+    /** The running variance forward, dbeta backward. */
+    private MemorySegment running2;
+    private long running2Offset;
+
+    static Channels start(int op, int batch, int channels, int spatial, MemorySegment x, long xOffset,
+        MemorySegment gamma, long gammaOffset, MemorySegment out, long outOffset, MemorySegment mean, long meanOffset,
+        MemorySegment rstd, long rstdOffset) {
+      Channels task = PER_THREAD.get();
+      task.op = op;
+      task.batch = batch;
+      task.channels = channels;
+      task.spatial = spatial;
+      task.x = x;
+      task.xOffset = xOffset;
+      task.gamma = gamma;
+      task.gammaOffset = gammaOffset;
+      task.out = out;
+      task.outOffset = outOffset;
+      task.mean = mean;
+      task.meanOffset = meanOffset;
+      task.rstd = rstd;
+      task.rstdOffset = rstdOffset;
+      return task;
+    }
+
+    void run(Parallelism parallelism) {
+      boolean shareable = Checks.shareable(x) && Checks.shareable(gamma) && Checks.shareable(beta)
+          && Checks.shareable(out) && Checks.shareable(mean) && Checks.shareable(rstd) && Checks.shareable(dy)
+          && Checks.shareable(running) && Checks.shareable(running2);
+      try {
+        parallelism.invoke(this,
+            parallelism.parts((long) batch * channels * spatial, MIN_FLOATS_PER_THREAD, channels, shareable));
+      } finally {
+        x = null;
+        gamma = null;
+        beta = null;
+        out = null;
+        mean = null;
+        rstd = null;
+        dy = null;
+        running = null;
+        running2 = null;
+      }
+    }
+
+    @Override
+    public void run(int part, int parts) {
+      int from = (int) ((long) channels * part / parts);
+      int to = (int) ((long) channels * (part + 1) / parts);
+      switch (op) {
+        case TRAINING -> trainingChannels(from, to, batch, channels, spatial, eps, momentum, x, xOffset, gamma,
+            gammaOffset, beta, betaOffset, out, outOffset, mean, meanOffset, rstd, rstdOffset, running, runningOffset,
+            running2, running2Offset);
+        case INFERENCE -> inferenceChannels(from, to, batch, channels, spatial, eps, x, xOffset, gamma, gammaOffset,
+            beta, betaOffset, running, runningOffset, running2, running2Offset, out, outOffset);
+        default -> backwardChannels(from, to, batch, channels, spatial, x, xOffset, gamma, gammaOffset, mean,
+            meanOffset, rstd, rstdOffset, dy, dyOffset, out, outOffset, running, runningOffset, running2,
+            running2Offset);
       }
     }
   }

@@ -2,6 +2,7 @@ package dev.lanes.kernels;
 
 import static java.lang.foreign.ValueLayout.JAVA_FLOAT_UNALIGNED;
 
+import java.lang.foreign.Arena;
 import java.lang.foreign.MemorySegment;
 
 /**
@@ -15,16 +16,36 @@ import java.lang.foreign.MemorySegment;
  * Backward: {@code dx = rstd (g - mean(g) - xhat mean(g xhat))} with {@code g = dy gamma} and
  * {@code xhat = (x - mean) rstd}; {@code dgamma = sum over rows of dy xhat} and
  * {@code dbeta = sum over rows of dy}, both overwritten. Every call checks its buffers first.
+ *
+ * <p>Threads: the forward splits rows; the backward splits fixed {@value #BLOCK_ROWS}-row blocks and
+ * adds their dgamma and dbeta partial sums in block order. Results do not depend on the thread count.
  */
 public final class LayerNorm {
   private static final ThreadLocal<float[]> SUMS = ThreadLocal.withInitial(() -> new float[2]);
+  /**
+   * Rows per block of the backward's dgamma and dbeta sums. Fixed, so the order of additions (rows
+   * in a block in order, then blocks in order) is the same for any thread count; 32 rows keep the
+   * partial buffer at 2 cols floats per 32 rows, a few percent of the data the backward reads.
+   */
+  static final int BLOCK_ROWS = 32;
 
   private LayerNorm() {}
 
-  /** Forward; mean and rstd ({@code [rows]} each) are written for the backward. y may be x. */
+  /** Forward on {@link Parallelism#getDefault()}; mean and rstd ({@code [rows]} each) are written for the backward. y may be x. */
   public static void forward(int rows, int cols, float eps, MemorySegment x, long xOffset, MemorySegment gamma,
       long gammaOffset, MemorySegment beta, long betaOffset, MemorySegment y, long yOffset, MemorySegment mean,
       long meanOffset, MemorySegment rstd, long rstdOffset) {
+    forward(rows, cols, eps, x, xOffset, gamma, gammaOffset, beta, betaOffset, y, yOffset, mean, meanOffset, rstd,
+        rstdOffset, Parallelism.getDefault());
+  }
+
+  /**
+   * Forward; threads take runs of whole rows, each computed as it would be alone, so the result does
+   * not depend on the thread count.
+   */
+  public static void forward(int rows, int cols, float eps, MemorySegment x, long xOffset, MemorySegment gamma,
+      long gammaOffset, MemorySegment beta, long betaOffset, MemorySegment y, long yOffset, MemorySegment mean,
+      long meanOffset, MemorySegment rstd, long rstdOffset, Parallelism parallelism) {
     checkShape(rows, cols, eps);
     matrix("x", x, xOffset, rows, cols, false);
     vector("gamma", gamma, gammaOffset, cols, false);
@@ -32,7 +53,19 @@ public final class LayerNorm {
     matrix("y", y, yOffset, rows, cols, true);
     vector("mean", mean, meanOffset, rows, true);
     vector("rstd", rstd, rstdOffset, rows, true);
-    for (long r = 0; r < rows; r++) {
+    Checks.notNull(parallelism, "parallelism");
+    Task task = Task.start(false, rows, cols, x, xOffset, gamma, gammaOffset, y, yOffset, mean, meanOffset, rstd,
+        rstdOffset);
+    task.eps = eps;
+    task.beta = beta;
+    task.betaOffset = betaOffset;
+    task.run(parallelism, rows);
+  }
+
+  private static void forwardRows(int from, int to, int cols, float eps, MemorySegment x, long xOffset,
+      MemorySegment gamma, long gammaOffset, MemorySegment beta, long betaOffset, MemorySegment y, long yOffset,
+      MemorySegment mean, long meanOffset, MemorySegment rstd, long rstdOffset) {
+    for (long r = from; r < to; r++) {
       long xAt = 4 * (xOffset + r * cols);
       float mu = ChannelSums.sum(x, xAt, cols) / cols;
       float variance = NormLoops.squaredDeviations(cols, x, xAt, mu) / cols;
@@ -44,11 +77,25 @@ public final class LayerNorm {
     }
   }
 
-  /** Backward from the forward's input x and its saved mean and rstd. dx may be dy. */
+  /** Backward on {@link Parallelism#getDefault()}, from the forward's input x and its saved mean and rstd. dx may be dy. */
   public static void backward(int rows, int cols, MemorySegment x, long xOffset, MemorySegment gamma,
       long gammaOffset, MemorySegment mean, long meanOffset, MemorySegment rstd, long rstdOffset, MemorySegment dy,
       long dyOffset, MemorySegment dx, long dxOffset, MemorySegment dgamma, long dgammaOffset, MemorySegment dbeta,
       long dbetaOffset) {
+    backward(rows, cols, x, xOffset, gamma, gammaOffset, mean, meanOffset, rstd, rstdOffset, dy, dyOffset, dx,
+        dxOffset, dgamma, dgammaOffset, dbeta, dbetaOffset, Parallelism.getDefault());
+  }
+
+  /**
+   * Backward. The rows are cut into fixed blocks of {@value #BLOCK_ROWS}, whatever the thread count;
+   * threads take runs of whole blocks, each block adds its rows' dgamma and dbeta terms into a
+   * partial sum of its own, and the calling thread adds the partial sums in block order. So the
+   * result does not depend on the thread count.
+   */
+  public static void backward(int rows, int cols, MemorySegment x, long xOffset, MemorySegment gamma,
+      long gammaOffset, MemorySegment mean, long meanOffset, MemorySegment rstd, long rstdOffset, MemorySegment dy,
+      long dyOffset, MemorySegment dx, long dxOffset, MemorySegment dgamma, long dgammaOffset, MemorySegment dbeta,
+      long dbetaOffset, Parallelism parallelism) {
     checkShape(rows, cols, 0);
     matrix("x", x, xOffset, rows, cols, false);
     vector("gamma", gamma, gammaOffset, cols, false);
@@ -58,18 +105,139 @@ public final class LayerNorm {
     matrix("dx", dx, dxOffset, rows, cols, true);
     vector("dgamma", dgamma, dgammaOffset, cols, true);
     vector("dbeta", dbeta, dbetaOffset, cols, true);
+    Checks.notNull(parallelism, "parallelism");
+    int blocks = (rows + BLOCK_ROWS - 1) / BLOCK_ROWS;
+    MemorySegment partials = Task.partials(2L * blocks * cols);
+    Task task = Task.start(true, rows, cols, x, xOffset, gamma, gammaOffset, dx, dxOffset, mean, meanOffset, rstd,
+        rstdOffset);
+    task.dy = dy;
+    task.dyOffset = dyOffset;
+    task.partials = partials;
+    task.run(parallelism, blocks);
+    // The blocks' partial sums, added in block order: block b's dgamma terms at 2b cols, dbeta's after.
     SegmentLoops.fill(dgamma, 4 * dgammaOffset, cols, 0f);
     SegmentLoops.fill(dbeta, 4 * dbetaOffset, cols, 0f);
+    for (int b = 0; b < blocks; b++) {
+      SegmentLoops.addInto(partials, 4L * 2 * b * cols, dgamma, 4 * dgammaOffset, cols);
+      SegmentLoops.addInto(partials, 4L * (2L * b + 1) * cols, dbeta, 4 * dbetaOffset, cols);
+    }
+  }
+
+  /** Backward over the blocks [from, to): dx, and each block's dgamma and dbeta terms into its partials. */
+  private static void backwardBlocks(int from, int to, int rows, int cols, MemorySegment x, long xOffset,
+      MemorySegment gamma, long gammaOffset, MemorySegment mean, long meanOffset, MemorySegment rstd,
+      long rstdOffset, MemorySegment dy, long dyOffset, MemorySegment dx, long dxOffset, MemorySegment partials) {
     float[] sums = SUMS.get();
-    for (long r = 0; r < rows; r++) {
-      long xAt = 4 * (xOffset + r * cols);
-      long dyAt = 4 * (dyOffset + r * cols);
-      float mu = mean.get(JAVA_FLOAT_UNALIGNED, 4 * (meanOffset + r));
-      float inverse = rstd.get(JAVA_FLOAT_UNALIGNED, 4 * (rstdOffset + r));
-      NormLoops.rowGradientSums(cols, x, xAt, mu, inverse, dy, dyAt, gamma, 4 * gammaOffset, dgamma,
-          4 * dgammaOffset, dbeta, 4 * dbetaOffset, sums);
-      NormLoops.rowInputGradient(cols, x, xAt, mu, inverse, dy, dyAt, gamma, 4 * gammaOffset, sums[0] / cols,
-          sums[1] / cols, dx, 4 * (dxOffset + r * cols));
+    for (int b = from; b < to; b++) {
+      long gAt = 4L * 2 * b * cols;
+      long bAt = gAt + 4L * cols;
+      SegmentLoops.fill(partials, gAt, 2 * cols, 0f);
+      for (long r = (long) b * BLOCK_ROWS, end = Math.min(rows, r + BLOCK_ROWS); r < end; r++) {
+        long xAt = 4 * (xOffset + r * cols);
+        long dyAt = 4 * (dyOffset + r * cols);
+        float mu = mean.get(JAVA_FLOAT_UNALIGNED, 4 * (meanOffset + r));
+        float inverse = rstd.get(JAVA_FLOAT_UNALIGNED, 4 * (rstdOffset + r));
+        NormLoops.rowGradientSums(cols, x, xAt, mu, inverse, dy, dyAt, gamma, 4 * gammaOffset, partials, gAt,
+            partials, bAt, sums);
+        NormLoops.rowInputGradient(cols, x, xAt, mu, inverse, dy, dyAt, gamma, 4 * gammaOffset, sums[0] / cols,
+            sums[1] / cols, dx, 4 * (dxOffset + r * cols));
+      }
+    }
+  }
+
+  /**
+   * A forward (runs of rows) or backward (runs of blocks) cut between threads. One instance per
+   * calling thread, reused (fields set for a call, segments cleared after it), so a call allocates
+   * nothing; the backward's partial sums live in a per-calling-thread buffer that grows once to the
+   * largest call seen.
+   */
+  private static final class Task implements ParallelTask {
+    private static final ThreadLocal<Task> PER_THREAD = ThreadLocal.withInitial(Task::new);
+    private static final ThreadLocal<MemorySegment[]> PARTIALS =
+        ThreadLocal.withInitial(() -> new MemorySegment[] {MemorySegment.NULL});
+    /** Below this many floats per thread a call stays on the calling thread. */
+    private static final long MIN_FLOATS_PER_THREAD = 1 << 15;
+
+    private boolean backward;
+    private int rows;
+    private int cols;
+    private float eps;
+    private MemorySegment x;
+    private long xOffset;
+    private MemorySegment gamma;
+    private long gammaOffset;
+    private MemorySegment beta;
+    private long betaOffset;
+    /** y forward, dx backward. */
+    private MemorySegment out;
+    private long outOffset;
+    private MemorySegment mean;
+    private long meanOffset;
+    private MemorySegment rstd;
+    private long rstdOffset;
+    private MemorySegment dy;
+    private long dyOffset;
+    private MemorySegment partials;
+
+    static Task start(boolean backward, int rows, int cols, MemorySegment x, long xOffset, MemorySegment gamma,
+        long gammaOffset, MemorySegment out, long outOffset, MemorySegment mean, long meanOffset, MemorySegment rstd,
+        long rstdOffset) {
+      Task task = PER_THREAD.get();
+      task.backward = backward;
+      task.rows = rows;
+      task.cols = cols;
+      task.x = x;
+      task.xOffset = xOffset;
+      task.gamma = gamma;
+      task.gammaOffset = gammaOffset;
+      task.out = out;
+      task.outOffset = outOffset;
+      task.mean = mean;
+      task.meanOffset = meanOffset;
+      task.rstd = rstd;
+      task.rstdOffset = rstdOffset;
+      return task;
+    }
+
+    /** The calling thread's partial-sum buffer of at least {@code floats} floats (shareable with workers). */
+    static MemorySegment partials(long floats) {
+      MemorySegment[] slot = PARTIALS.get();
+      if (slot[0].byteSize() < 4 * floats) {
+        slot[0] = Arena.ofAuto().allocate(4 * floats, 64);
+      }
+      return slot[0];
+    }
+
+    /** Runs {@code units} rows (forward) or blocks (backward), cut into runs per thread. */
+    void run(Parallelism parallelism, int units) {
+      boolean shareable = Checks.shareable(x) && Checks.shareable(gamma) && Checks.shareable(beta)
+          && Checks.shareable(out) && Checks.shareable(mean) && Checks.shareable(rstd) && Checks.shareable(dy);
+      try {
+        parallelism.invoke(this, parallelism.parts((long) rows * cols, MIN_FLOATS_PER_THREAD, units, shareable));
+      } finally {
+        x = null;
+        gamma = null;
+        beta = null;
+        out = null;
+        mean = null;
+        rstd = null;
+        dy = null;
+        partials = null;
+      }
+    }
+
+    @Override
+    public void run(int part, int parts) {
+      int units = backward ? (rows + BLOCK_ROWS - 1) / BLOCK_ROWS : rows;
+      int from = (int) ((long) units * part / parts);
+      int to = (int) ((long) units * (part + 1) / parts);
+      if (backward) {
+        backwardBlocks(from, to, rows, cols, x, xOffset, gamma, gammaOffset, mean, meanOffset, rstd, rstdOffset, dy,
+            dyOffset, out, outOffset, partials);
+      } else {
+        forwardRows(from, to, cols, eps, x, xOffset, gamma, gammaOffset, beta, betaOffset, out, outOffset, mean,
+            meanOffset, rstd, rstdOffset);
+      }
     }
   }
 

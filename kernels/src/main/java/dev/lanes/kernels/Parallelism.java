@@ -68,6 +68,16 @@ public final class Parallelism {
     return threads;
   }
 
+  /**
+   * How many parts to cut a call into: at most {@link #threads()}, at most {@code units} (the pieces
+   * that cannot be split further: rows, channels, blocks), at least {@code minFloatsPerThread} of
+   * the call's {@code floats} per part, and 1 when a buffer cannot be reached from other threads.
+   */
+  int parts(long floats, long minFloatsPerThread, long units, boolean shareable) {
+    long parts = Math.min(Math.min(threads, units), floats / minFloatsPerThread);
+    return shareable ? (int) Math.max(1, parts) : 1;
+  }
+
   /** Runs {@code parts} pieces of {@code task}, the caller taking part 0, and returns when all are done. */
   void invoke(ParallelTask task, int parts) {
     if (parts <= 1) {

@@ -338,11 +338,8 @@ public final class Softmax {
     }
 
     private int parts(Parallelism parallelism) {
-      long perThread = Math.max(1, (long) rows * cols / MIN_FLOATS_PER_THREAD);
-      int parts = (int) Math.min(Math.min(parallelism.threads(), rows), perThread);
-      boolean shareable = Checks.shareable(in) && (aux == null || Checks.shareable(aux))
-          && (out == null || Checks.shareable(out));
-      return shareable ? Math.max(1, parts) : 1;
+      boolean shareable = Checks.shareable(in) && Checks.shareable(aux) && Checks.shareable(out);
+      return parallelism.parts((long) rows * cols, MIN_FLOATS_PER_THREAD, rows, shareable);
     }
 
     private void clear() {

@@ -1,11 +1,14 @@
 package dev.lanes.verification;
 
+import static org.junit.jupiter.api.Assertions.assertArrayEquals;
 import static org.junit.jupiter.api.Assertions.assertThrows;
 
 import dev.lanes.kernels.BatchNorm;
 import dev.lanes.kernels.LayerNorm;
+import dev.lanes.kernels.Parallelism;
 import dev.lanes.kernels.reference.NormReference;
 import java.lang.foreign.MemorySegment;
+import java.util.Arrays;
 import java.util.SplittableRandom;
 import org.junit.jupiter.api.Test;
 import org.quicktheories.generators.SourceDSL;
@@ -70,8 +73,8 @@ class NormPropertiesTest {
       double[] beta = Doubles.of(p.beta());
       int rows = p.batch() * p.channels();
       int cols = p.spatial();
-      double[] g = java.util.Arrays.copyOf(gamma, cols);
-      double[] b = java.util.Arrays.copyOf(beta, cols);
+      double[] g = Arrays.copyOf(gamma, cols);
+      double[] b = Arrays.copyOf(beta, cols);
       // Each y is O(M) double operations from values of size |gamma| |xhat| + |beta| < 2 sqrt(M) + 1;
       // the central difference's truncation is eps^2 |y'''| / 6, and y''' grows as rstd^3 (1e6 at
       // the 0.01 spread), so the spread is raised to at least 1 here.
@@ -90,7 +93,7 @@ class NormPropertiesTest {
         maxR = Math.max(maxR, r);
       }
       for (double r : NormReference.batchNorm(p.batch(), p.channels(), p.spatial(), EPS, x,
-          java.util.Arrays.copyOf(gamma, p.channels()), java.util.Arrays.copyOf(beta, p.channels())).rstd()) {
+          Arrays.copyOf(gamma, p.channels()), Arrays.copyOf(beta, p.channels())).rstd()) {
         maxR = Math.max(maxR, r);
       }
       double ynorm = Doubles.absDot(w, ones(w.length)) * (2 * maxX * maxR * 1.5 + 1);
@@ -102,8 +105,8 @@ class NormPropertiesTest {
           gs -> NormReference.layerNorm(rows, cols, EPS, x, gs, b).y(), quotient, 40);
       NumericalGradient.check("layer norm dbeta", b, w, ln.dbeta(),
           bs -> NormReference.layerNorm(rows, cols, EPS, x, g, bs).y(), quotient, 40);
-      double[] gc = java.util.Arrays.copyOf(gamma, p.channels());
-      double[] bc = java.util.Arrays.copyOf(beta, p.channels());
+      double[] gc = Arrays.copyOf(gamma, p.channels());
+      double[] bc = Arrays.copyOf(beta, p.channels());
       if (p.batch() * p.spatial() > 1) {
         NormReference.Backward bn = NormReference.batchNormBackward(p.batch(), p.channels(), p.spatial(), EPS, x, gc, w);
         NumericalGradient.check("batch norm dx", x, w, bn.dx(),
@@ -160,14 +163,76 @@ class NormPropertiesTest {
     return Math.abs(scale) * inner + (grp.rho() + 2 * U) * Math.abs(dx);
   }
 
+  /**
+   * Threads take whole rows (layer norm forward), fixed 32-row blocks whose dgamma and dbeta
+   * partial sums the caller adds in block order (layer norm backward), or whole channels (batch
+   * norm): 1, 2 and 3 threads give the same bits. Shapes reach past the 2^15 floats per thread
+   * below which a call stays on one thread.
+   */
+  @Test
+  void threadCountDoesNotChangeTheBits() {
+    Properties.qt(12).forAll(SourceDSL.longs().all()).checkAssert(seed -> {
+      Problem p = Problem.random(seed, 6, 70, 900);
+      float[][] one = allOutputs(p, 1);
+      for (int threads = 2; threads <= 3; threads++) {
+        float[][] many = allOutputs(p, threads);
+        for (int k = 0; k < one.length; k++) {
+          assertArrayEquals(one[k], many[k], "output " + k + " of "
+              + p.batch() + "x" + p.channels() + "x" + p.spatial() + " on " + threads + " threads, seed " + seed);
+        }
+      }
+    });
+  }
+
+  /** Every output of both norms, forward and backward, on a given number of threads. */
+  private static float[][] allOutputs(Problem p, int threads) {
+    Parallelism par = Parallelism.threads(threads);
+    int n = p.x().length;
+    int rows = p.batch() * p.channels();
+    int cols = p.spatial();
+    float[] gamma = Arrays.copyOf(p.gamma(), Math.max(cols, p.channels()));
+    float[] beta = Arrays.copyOf(p.beta(), gamma.length);
+    float[] lnY = new float[n];
+    float[] lnMean = new float[rows];
+    float[] lnRstd = new float[rows];
+    float[] lnDx = new float[n];
+    float[] lnDgamma = new float[cols];
+    float[] lnDbeta = new float[cols];
+    LayerNorm.forward(rows, cols, EPS, seg(p.x()), 0, seg(gamma), 0, seg(beta), 0, seg(lnY), 0, seg(lnMean), 0,
+        seg(lnRstd), 0, par);
+    LayerNorm.backward(rows, cols, seg(p.x()), 0, seg(gamma), 0, seg(lnMean), 0, seg(lnRstd), 0, seg(p.dy()), 0,
+        seg(lnDx), 0, seg(lnDgamma), 0, seg(lnDbeta), 0, par);
+    int c = p.channels();
+    float[] bnY = new float[n];
+    float[] bnMean = new float[c];
+    float[] bnRstd = new float[c];
+    float[] runningMean = new float[c];
+    float[] runningVar = new float[c];
+    Arrays.fill(runningVar, 1f);
+    float[] bnInference = new float[n];
+    float[] bnDx = new float[n];
+    float[] bnDgamma = new float[c];
+    float[] bnDbeta = new float[c];
+    if ((long) p.batch() * p.spatial() >= 2) {
+      BatchNorm.forwardTraining(p.batch(), c, p.spatial(), EPS, 0.1f, seg(p.x()), 0, seg(gamma), 0, seg(beta), 0,
+          seg(bnY), 0, seg(bnMean), 0, seg(bnRstd), 0, seg(runningMean), 0, seg(runningVar), 0, par);
+      BatchNorm.backward(p.batch(), c, p.spatial(), seg(p.x()), 0, seg(gamma), 0, seg(bnMean), 0, seg(bnRstd), 0,
+          seg(p.dy()), 0, seg(bnDx), 0, seg(bnDgamma), 0, seg(bnDbeta), 0, par);
+    }
+    BatchNorm.forwardInference(p.batch(), c, p.spatial(), EPS, seg(p.x()), 0, seg(gamma), 0, seg(beta), 0,
+        seg(runningMean), 0, seg(runningVar), 0, seg(bnInference), 0, par);
+    return new float[][] {lnY, lnMean, lnRstd, lnDx, lnDgamma, lnDbeta, bnY, bnMean, bnRstd, runningMean,
+        runningVar, bnInference, bnDx, bnDgamma, bnDbeta};
+  }
+
   @Test
   void layerNormMatchesTheReference() {
     Properties.qt(200).forAll(SourceDSL.longs().all()).checkAssert(seed -> {
       Problem p = Problem.random(seed, 4, 6, 90);
       int rows = p.batch() * p.channels();
       int cols = p.spatial();
-      float[] gamma = java.util.Arrays.copyOf(p.gamma(), cols);
-      float[] beta = java.util.Arrays.copyOf(p.beta(), cols);
+      float[] gamma = Arrays.copyOf(p.gamma(), cols);
+      float[] beta = Arrays.copyOf(p.beta(), cols);
       float[] y = new float[p.x().length];
       float[] mean = new float[rows];
       float[] rstd = new float[rows];
@@ -244,7 +309,7 @@ class NormPropertiesTest {
       float[] rstd = new float[c];
       float[] runningMean = new float[c];
       float[] runningVar = new float[c];
-      java.util.Arrays.fill(runningVar, 1f);
+      Arrays.fill(runningVar, 1f);
       float momentum = 0.1f;
       BatchNorm.forwardTraining(n, c, s, EPS, momentum, seg(p.x()), 0, seg(p.gamma()), 0, seg(p.beta()), 0, seg(y), 0,
           seg(mean), 0, seg(rstd), 0, seg(runningMean), 0, seg(runningVar), 0);
@@ -258,8 +323,8 @@ class NormPropertiesTest {
           seg(runningVar), 0, seg(inference), 0);
       double[] x = Doubles.of(p.x());
       double[] dy = Doubles.of(p.dy());
-      double[] gamma = java.util.Arrays.copyOf(Doubles.of(p.gamma()), c);
-      double[] beta = java.util.Arrays.copyOf(Doubles.of(p.beta()), c);
+      double[] gamma = Arrays.copyOf(Doubles.of(p.gamma()), c);
+      double[] beta = Arrays.copyOf(Doubles.of(p.beta()), c);
       NormReference.Forward f = NormReference.batchNorm(n, c, s, EPS, x, gamma, beta);
       NormReference.Backward b = NormReference.batchNormBackward(n, c, s, EPS, x, gamma, dy);
       double[] inferenceRef = NormReference.batchNormInference(n, c, s, EPS, x, gamma, beta, Doubles.of(runningMean),
@@ -315,7 +380,7 @@ class NormPropertiesTest {
 
   private static double[] ones(int n) {
     double[] v = new double[n];
-    java.util.Arrays.fill(v, 1);
+    Arrays.fill(v, 1);
     return v;
   }
 
