@@ -65,15 +65,26 @@ public final class LayerNorm {
   private static void forwardRows(int from, int to, int cols, float eps, MemorySegment x, long xOffset,
       MemorySegment gamma, long gammaOffset, MemorySegment beta, long betaOffset, MemorySegment y, long yOffset,
       MemorySegment mean, long meanOffset, MemorySegment rstd, long rstdOffset) {
+    if (from >= to) {
+      return;
+    }
+    // Each row's sum comes from the previous row's last pass (see normalizeAffineSummingNext), the
+    // same bits as summing it on its own.
+    float sum = ChannelSums.sum(x, 4 * (xOffset + (long) from * cols), cols);
     for (long r = from; r < to; r++) {
       long xAt = 4 * (xOffset + r * cols);
-      float mu = ChannelSums.sum(x, xAt, cols) / cols;
+      float mu = sum / cols;
       float variance = NormLoops.squaredDeviations(cols, x, xAt, mu) / cols;
       float inverse = (float) (1 / Math.sqrt((double) variance + eps));
       mean.set(JAVA_FLOAT_UNALIGNED, 4 * (meanOffset + r), mu);
       rstd.set(JAVA_FLOAT_UNALIGNED, 4 * (rstdOffset + r), inverse);
-      NormLoops.normalizeAffine(cols, x, xAt, mu, inverse, gamma, 4 * gammaOffset, beta, 4 * betaOffset, y,
-          4 * (yOffset + r * cols));
+      long yAt = 4 * (yOffset + r * cols);
+      if (r + 1 < to) {
+        sum = NormLoops.normalizeAffineSummingNext(cols, x, xAt, mu, inverse, gamma, 4 * gammaOffset, beta,
+            4 * betaOffset, y, yAt, xAt + 4L * cols);
+      } else {
+        NormLoops.normalizeAffine(cols, x, xAt, mu, inverse, gamma, 4 * gammaOffset, beta, 4 * betaOffset, y, yAt);
+      }
     }
   }
 

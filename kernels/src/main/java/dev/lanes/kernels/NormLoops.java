@@ -61,6 +61,30 @@ final class NormLoops {
     }
   }
 
+  /**
+   * {@link #normalizeAffine} of one row, returning the sum of the next row's n floats at
+   * {@code nextAt}, added exactly as {@link ChannelSums#sum} adds them (the same lanes in the same
+   * order, the same lane tree), so it is bitwise that sum.
+   *
+   * <p>Why fused: the first pass over a row is the only one that reads memory; the variance and the
+   * normalization then work on the row in L1, and the memory bus idled through them. Reading the
+   * next row here keeps its loads in flight during this row's arithmetic. Layer norm forward,
+   * 4096x1024, one thread, Zen 3, A/B in JMH: 4.0-4.2 ms before, 3.1-3.4 ms after.
+   */
+  static float normalizeAffineSummingNext(long n, MemorySegment x, long xAt, float mean, float rstd,
+      MemorySegment gamma, long gAt, MemorySegment beta, long bAt, MemorySegment y, long yAt, long nextAt) {
+    long whole = n - n % LANES;
+    VectorMask<Float> tail = SPECIES.indexInRange(whole, n);
+    FloatVector next = FloatVector.zero(SPECIES);
+    for (long i = 0; i < n; i += LANES) {
+      boolean full = i < whole;
+      next = next.add(load(x, nextAt, i, full, tail));
+      FloatVector xhat = load(x, xAt, i, full, tail).sub(mean).mul(rstd);
+      store(xhat.fma(load(gamma, gAt, i, full, tail), load(beta, bAt, i, full, tail)), y, yAt, i, full, tail);
+    }
+    return FloatLanes.sum(next);
+  }
+
   /** {@code y_i = (x_i - mean) rstd gamma + beta}, one gamma and beta for the span. */
   static void normalize(long n, MemorySegment x, long xAt, float mean, float rstd, float gamma, float beta,
       MemorySegment y, long yAt) {
