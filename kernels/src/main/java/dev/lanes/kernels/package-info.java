@@ -5,7 +5,9 @@
  * cross-entropy), {@link dev.lanes.kernels.Activation}, {@link dev.lanes.kernels.Loss},
  * {@link dev.lanes.kernels.LayerNorm}, {@link dev.lanes.kernels.BatchNorm},
  * {@link dev.lanes.kernels.Dropout}, {@link dev.lanes.kernels.Embedding},
- * {@link dev.lanes.kernels.Elementwise} and {@link dev.lanes.kernels.Optimizer}, and the types their
+ * {@link dev.lanes.kernels.Elementwise}, {@link dev.lanes.kernels.Optimizer}, the recurrent layers
+ * ({@link dev.lanes.kernels.Lstm}, {@link dev.lanes.kernels.Gru}, {@link dev.lanes.kernels.BidirectionalLstm},
+ * {@link dev.lanes.kernels.BidirectionalGru}), and the types their
  * calls take ({@link dev.lanes.kernels.Transpose}, {@link dev.lanes.kernels.Parallelism}). Convolution and
  * pooling describe their shape once in an immutable, validated object built with a builder, as a
  * oneDNN primitive descriptor does; the other kernels are static methods.
@@ -23,5 +25,11 @@
  * vector methods ("out of virtual registers"), and a method C1 cannot compile at tier 3 can stay in
  * tier-2 code for good, where the Vector API is not intrinsified and every vector is a heap object.
  * So a kernel is split into passes or stages that hand each other scalars or arrays, never vectors.
+ *
+ * <p>A second rule: results do not depend on the thread count or on which JIT tier ran a piece.
+ * Work is split only where no sum is split (or where partial sums have a fixed order), lane sums
+ * use {@code FloatLanes.sum} instead of {@code reduceLanes(ADD)}, and transcendental functions come
+ * from {@code VectorMath} (FMAs and IEEE operations) instead of the Vector API's SVML-backed ones,
+ * whose interpreted fallback rounds differently.
  */
 package dev.lanes.kernels;
