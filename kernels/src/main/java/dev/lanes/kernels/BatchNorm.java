@@ -64,15 +64,9 @@ public final class BatchNorm {
     Checks.notNull(parallelism, "parallelism");
     Channels task = Channels.start(Channels.TRAINING, batch, channels, spatial, x, xOffset, gamma, gammaOffset, y,
         yOffset, mean, meanOffset, rstd, rstdOffset);
-    task.eps = eps;
     task.momentum = momentum;
-    task.beta = beta;
-    task.betaOffset = betaOffset;
-    task.running = runningMean;
-    task.runningOffset = runningMeanOffset;
-    task.running2 = runningVar;
-    task.running2Offset = runningVarOffset;
-    task.run(parallelism);
+    task.affine(eps, beta, betaOffset).perChannel(runningMean, runningMeanOffset, runningVar, runningVarOffset)
+        .run(parallelism);
   }
 
   private static void trainingChannels(int from, int to, int batch, int channels, int spatial, float eps,
@@ -126,14 +120,8 @@ public final class BatchNorm {
     Checks.notNull(parallelism, "parallelism");
     Channels task = Channels.start(Channels.INFERENCE, batch, channels, spatial, x, xOffset, gamma, gammaOffset, y,
         yOffset, null, 0, null, 0);
-    task.eps = eps;
-    task.beta = beta;
-    task.betaOffset = betaOffset;
-    task.running = runningMean;
-    task.runningOffset = runningMeanOffset;
-    task.running2 = runningVar;
-    task.running2Offset = runningVarOffset;
-    task.run(parallelism);
+    task.affine(eps, beta, betaOffset).perChannel(runningMean, runningMeanOffset, runningVar, runningVarOffset)
+        .run(parallelism);
   }
 
   private static void inferenceChannels(int from, int to, int batch, int channels, int spatial, float eps,
@@ -177,11 +165,7 @@ public final class BatchNorm {
         dxOffset, mean, meanOffset, rstd, rstdOffset);
     task.dy = dy;
     task.dyOffset = dyOffset;
-    task.running = dgamma;
-    task.runningOffset = dgammaOffset;
-    task.running2 = dbeta;
-    task.running2Offset = dbetaOffset;
-    task.run(parallelism);
+    task.perChannel(dgamma, dgammaOffset, dbeta, dbetaOffset).run(parallelism);
   }
 
   private static void backwardChannels(int from, int to, int batch, int channels, int spatial, MemorySegment x,
@@ -272,6 +256,23 @@ public final class BatchNorm {
       task.rstd = rstd;
       task.rstdOffset = rstdOffset;
       return task;
+    }
+
+    /** The forward passes' eps and beta. */
+    Channels affine(float eps, MemorySegment beta, long betaOffset) {
+      this.eps = eps;
+      this.beta = beta;
+      this.betaOffset = betaOffset;
+      return this;
+    }
+
+    /** The two per-channel buffers: running mean and variance forward, dgamma and dbeta backward. */
+    Channels perChannel(MemorySegment first, long firstOffset, MemorySegment second, long secondOffset) {
+      running = first;
+      runningOffset = firstOffset;
+      running2 = second;
+      running2Offset = secondOffset;
+      return this;
     }
 
     void run(Parallelism parallelism) {

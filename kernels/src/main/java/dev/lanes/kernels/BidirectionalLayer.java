@@ -76,28 +76,33 @@ abstract sealed class BidirectionalLayer permits BidirectionalLstm, Bidirectiona
 
   /** {@code y[t, b] = [forward[t, b], reverse[T-1-t, b]]}, from the two outputs in the workspace. */
   final void interleaveOutputs(MemorySegment workspace, long ws, MemorySegment y, long yOffset) {
-    long forwardAt = outputAt(ws, 0);
-    long reverseAt = outputAt(ws, 1);
-    for (int t = 0; t < steps; t++) {
-      for (int b = 0; b < batch; b++) {
-        long row = 4 * (yOffset + ((long) t * batch + b) * 2 * hidden);
-        SegmentLoops.copy(workspace, 4 * (forwardAt + ((long) t * batch + b) * hidden), y, row, hidden);
-        SegmentLoops.copy(workspace, 4 * (reverseAt + ((long) (steps - 1 - t) * batch + b) * hidden), y,
-            row + 4L * hidden, hidden);
-      }
-    }
+    exchangeHalves(y, yOffset, workspace, outputAt(ws, 0), outputAt(ws, 1), true);
   }
 
   /** The inverse of {@link #interleaveOutputs} for dy: its halves into the directions' dy. */
   final void splitOutputGradient(MemorySegment dy, long dyOffset, MemorySegment workspace, long ws) {
-    long forwardAt = outputGradientAt(ws, 0);
-    long reverseAt = outputGradientAt(ws, 1);
+    exchangeHalves(dy, dyOffset, workspace, outputGradientAt(ws, 0), outputGradientAt(ws, 1), false);
+  }
+
+  /**
+   * Moves every {@code [T, B, 2H]} row's halves to or from two {@code [T, B, H]} buffers in the
+   * workspace, the second one in reversed time: into the rows when {@code intoRows}, out of them
+   * otherwise.
+   */
+  private void exchangeHalves(MemorySegment rows, long rowsOffset, MemorySegment workspace, long forwardAt,
+      long reverseAt, boolean intoRows) {
     for (int t = 0; t < steps; t++) {
       for (int b = 0; b < batch; b++) {
-        long row = 4 * (dyOffset + ((long) t * batch + b) * 2 * hidden);
-        SegmentLoops.copy(dy, row, workspace, 4 * (forwardAt + ((long) t * batch + b) * hidden), hidden);
-        SegmentLoops.copy(dy, row + 4L * hidden, workspace,
-            4 * (reverseAt + ((long) (steps - 1 - t) * batch + b) * hidden), hidden);
+        long row = 4 * (rowsOffset + ((long) t * batch + b) * 2 * hidden);
+        long forward = 4 * (forwardAt + ((long) t * batch + b) * hidden);
+        long reverse = 4 * (reverseAt + ((long) (steps - 1 - t) * batch + b) * hidden);
+        if (intoRows) {
+          SegmentLoops.copy(workspace, forward, rows, row, hidden);
+          SegmentLoops.copy(workspace, reverse, rows, row + 4L * hidden, hidden);
+        } else {
+          SegmentLoops.copy(rows, row, workspace, forward, hidden);
+          SegmentLoops.copy(rows, row + 4L * hidden, workspace, reverse, hidden);
+        }
       }
     }
   }
