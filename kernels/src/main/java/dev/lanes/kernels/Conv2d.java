@@ -30,11 +30,16 @@ import java.lang.foreign.MemorySegment;
  * For each image and group, {@code Y_g = W_g * col(X_g)}, where the column matrix has one row per
  * (channel, r, s) and one column per output position (see {@link Im2col}). The column matrix is
  * built in chunks of output positions that fit in half of L2, so the GEMM packs each chunk from L2
- * right after im2col wrote it. A 1x1 kernel with stride 1 and no padding uses the input itself as
+ * right after im2col wrote it (the weight gradient's chunks are four times deeper: see
+ * {@code weightChunk}). A 1x1 kernel with stride 1 and no padding uses the input itself as
  * the column matrix. Backward:
  * <ul>
- *   <li>data: {@code dcol = W_gᵀ * dY_g} per chunk, then col2im adds every entry back into the
- *       input position it was copied from;
+ *   <li>data, stride 1 with at least 4 channels per group and padding no larger than the dilated
+ *       kernel's reach {@code dilation*(R-1)} (a ResNet 3x3 block): a forward convolution of dY
+ *       with the weights' filters and channels swapped and their taps reversed, padded by
+ *       {@code dilation*(R-1) - padding};
+ *   <li>data, otherwise: {@code dcol = W_gᵀ * dY_g} per chunk, then col2im adds every entry back
+ *       into the input position it was copied from;
  *   <li>weights: {@code dW_g = sum over images and chunks of dY_g * colᵀ};
  *   <li>bias: {@code db[k] = sum over n, oh, ow of dY[n, k, oh, ow]}.
  * </ul>
@@ -42,7 +47,7 @@ import java.lang.foreign.MemorySegment;
  * Gradients overwrite their output (they do not accumulate into it).
  *
  * <h2>Workspace</h2>
- * im2col needs {@link #workspaceFloats(int)} floats for a call on that many threads. Calls that
+ * im2col (and the data gradient's reversed weights) needs {@link #workspaceFloats(int)} floats for a call on that many threads. Calls that
  * take a {@code workspace} use the one given (it must be at least that large and, for more than
  * one thread, shareable between threads); calls without one use a buffer kept per calling thread
  * and reused, so a call is meant to allocate nothing in steady state (JMH's {@code -prof gc}
@@ -58,8 +63,9 @@ import java.lang.foreign.MemorySegment;
  * <h2>Accuracy</h2>
  * Each output is a float32 dot product of length {@code L = (C/groups)*R*S} accumulated with FMAs,
  * so {@code |y - y_exact| <= 4 L u (sum |w||x| + |b|)} with {@code u = 2^-24}; the weight and bias
- * gradients sum {@code N*Hout*Wout} terms, the data gradient {@code K/groups} terms per tap and up
- * to {@code R*S} taps, with the same form of bound.
+ * gradients sum {@code N*Hout*Wout} terms; the data gradient is one dot of {@code (K/groups)*R*S}
+ * terms when it runs as a forward convolution, else {@code K/groups} terms per tap added over up to
+ * {@code R*S} taps; each with the same form of bound.
  *
  * <h2>Errors</h2>
  * {@link Builder#build()} rejects non-positive sizes, channels or filters not divisible by groups,
@@ -88,8 +94,25 @@ public final class Conv2d {
   final int colRows;
   /** Output positions per im2col chunk; fixed by the shape, so the sums' order never changes. */
   final int chunk;
+  /**
+   * Output positions per im2col chunk of the weight gradient, where the chunk is the depth of each
+   * GEMM call and every call reads and rewrites all of this thread's share of dW: four times as
+   * deep as {@link #chunk} (a budget of twice L2). Measured on a Zen 3 machine (512 KiB L2, ResNet
+   * 3x3 block): budgets of 256 KiB, 512 KiB, 1 MiB and 8 MiB ran at 42, 43, 45-51 and 41 GFLOPS
+   * on two threads, and the 1 MiB one 5% ahead of 256 KiB on one.
+   */
+  final int weightChunk;
+  /**
+   * The data gradient as a forward convolution, or null when it is computed by col2im: for stride
+   * 1, {@code dx = conv(dy, w')} with the filters and channels of w swapped and its taps reversed,
+   * and padding {@code dilation*(R-1) - padding}, so each dx element is one GEMM dot over
+   * (K/groups)*R*S terms and nothing is scatter-added.
+   */
+  final Conv2d dataConv;
+  /** Fewest channels per group for which the data gradient runs as a forward convolution. */
+  static final int DATA_AS_FORWARD_MIN_CHANNELS = 4;
 
-  private Conv2d(Builder b) {
+  private Conv2d(Builder b, boolean withDataConv) {
     batch = b.batch;
     channels = b.channels;
     height = b.height;
@@ -107,7 +130,34 @@ public final class Conv2d {
     outHeight = outputSize(height, kernelH, strideH, padH, dilationH);
     outWidth = outputSize(width, kernelW, strideW, padW, dilationW);
     colRows = channels / groups * kernelH * kernelW;
-    chunk = chunkFor(colRows, outHeight * outWidth);
+    chunk = chunkFor(colRows, outHeight * outWidth, 1);
+    weightChunk = chunkFor(colRows, outHeight * outWidth, 4);
+    dataConv = withDataConv && dataAsForward() ? new Conv2d(dataDescription(), false) : null;
+  }
+
+  /** The forward convolution that computes this one's data gradient (see {@link #dataConv}). */
+  private Builder dataDescription() {
+    return new Builder(batch, filters, outHeight, outWidth).filters(channels).kernel(kernelH, kernelW)
+        .padding(dilationH * (kernelH - 1) - padH, dilationW * (kernelW - 1) - padW)
+        .dilation(dilationH, dilationW).groups(groups);
+  }
+
+  /**
+   * Whether the data gradient runs as a forward convolution: stride 1 (so every dy tap lands on
+   * the dx grid), padding at most the dilated kernel's reach (so the reversed convolution's
+   * padding is not negative), not a direct 1x1 (which needs no col2im anyway), and at least
+   * {@link #DATA_AS_FORWARD_MIN_CHANNELS} channels per group, the row count of its GEMM: with
+   * fewer, most of every register tile (4 rows on AVX2) would be idle, and the col2im GEMM
+   * (K/groups deep, (C/groups)*R*S rows) does better.
+   *
+   * <p>Why: col2im's GEMM is only K/groups deep (64 for a ResNet block), so each register tile is
+   * stored after few FMAs, and col2im then reads and rewrites dx once per tap. Measured on a Zen 3
+   * core (ResNet 3x3 block, one thread): 29 GFLOPS by col2im against 48 for the forward pass.
+   */
+  boolean dataAsForward() {
+    return strideH == 1 && strideW == 1 && !direct()
+        && padH <= dilationH * (kernelH - 1) && padW <= dilationW * (kernelW - 1)
+        && channels / groups >= DATA_AS_FORWARD_MIN_CHANNELS;
   }
 
   private static int outputSize(int in, int kernel, int stride, int pad, int dilation) {
@@ -116,11 +166,12 @@ public final class Conv2d {
   }
 
   /**
-   * Output positions per im2col chunk: as many as keep the chunk in half of L2 (there it is
-   * written, then read back by the GEMM's packing), at least one NR panel, at most one image.
+   * Output positions per im2col chunk: as many as keep the chunk in {@code budgets} halves of L2
+   * (one: there it is written, then read back by the GEMM's packing), at least one NR panel, at
+   * most one image.
    */
-  private static int chunkFor(int rows, int positions) {
-    long budget = Long.getLong("lanes.conv.chunkBytes", GemmBlocking.L2_BYTES / 2);
+  private static int chunkFor(int rows, int positions, int budgets) {
+    long budget = budgets * Long.getLong("lanes.conv.chunkBytes", GemmBlocking.L2_BYTES / 2);
     long fit = budget / (4L * rows);
     long rounded = Math.max(GemmMicroKernel.NR, fit / GemmMicroKernel.NR * GemmMicroKernel.NR);
     return (int) Math.min(positions, rounded);
@@ -230,7 +281,7 @@ public final class Conv2d {
           || (long) channels * height * width > limit || (long) filters * outH * outW > limit) {
         throw new IllegalArgumentException("a single image's planes must stay under 2^31 floats");
       }
-      return new Conv2d(this);
+      return new Conv2d(this, true);
     }
   }
 
@@ -326,7 +377,9 @@ public final class Conv2d {
   /** Floats of workspace any call needs on up to {@code threads} threads (0 if it needs none). */
   public long workspaceFloats(int threads) {
     Checks.positive(threads, "threads");
-    return direct() ? 0 : (long) threads * colRows * chunk;
+    long columns = direct() ? 0 : (long) threads * colRows * Math.max(chunk, weightChunk);
+    // The data gradient's reversed weights, then its own column chunks.
+    return dataConv == null ? columns : Math.max(columns, weightFloats() + dataConv.workspaceFloats(threads));
   }
 
   // ---- forward ----

@@ -1,5 +1,7 @@
 package dev.lanes.kernels;
 
+import static java.lang.foreign.ValueLayout.JAVA_FLOAT_UNALIGNED;
+
 import java.lang.foreign.Arena;
 import java.lang.foreign.MemorySegment;
 import java.util.concurrent.atomic.AtomicInteger;
@@ -38,6 +40,8 @@ final class ConvTask implements ParallelTask {
   private MemorySegment out;
   private long outOff;
   private MemorySegment ws;
+  /** Byte offset of this pass's column chunks in ws. */
+  private long wsBase;
   /** Parallelism for the GEMMs: the caller's when the call is not split, else sequential. */
   private Parallelism inner;
 
@@ -47,6 +51,41 @@ final class ConvTask implements ParallelTask {
    */
   static void run(Conv2d g, int pass, MemorySegment a, long aOff, MemorySegment b, long bOff,
       MemorySegment bias, long biasOff, MemorySegment out, long outOff, MemorySegment workspace,
+      Parallelism parallelism) {
+    if (pass == BACKWARD_DATA && g.dataConv != null) {
+      // dx = conv(dy, reversed w): the reversed weights go first in the workspace, the forward
+      // pass's column chunks after them.
+      MemorySegment ws = workspace != null ? workspace : ownWorkspace(g.workspaceFloats(parallelism.threads()));
+      reverseWeights(g, b, bOff, ws);
+      run(g.dataConv, FORWARD, a, aOff, ws, 0, null, 0, out, outOff, ws, 4L * g.weightFloats(), parallelism);
+      return;
+    }
+    run(g, pass, a, aOff, b, bOff, bias, biasOff, out, outOff, workspace, 0, parallelism);
+  }
+
+  /**
+   * {@code wr[grp*cg + c][k][R-1-r][S-1-s] = w[grp*kg + k][c][r][s]}: the weights of
+   * {@code g.dataConv}, at the start of {@code ws}.
+   */
+  private static void reverseWeights(Conv2d g, MemorySegment w, long wOff, MemorySegment ws) {
+    int kg = g.filters / g.groups;
+    int cg = g.channels / g.groups;
+    int taps = g.kernelH * g.kernelW;
+    for (int grp = 0; grp < g.groups; grp++) {
+      for (int k = 0; k < kg; k++) {
+        for (int c = 0; c < cg; c++) {
+          long from = wOff + ((long) (grp * kg + k) * cg + c) * taps;
+          long to = ((long) (grp * cg + c) * kg + k) * taps + taps - 1;
+          for (int t = 0; t < taps; t++) {
+            ws.setAtIndex(JAVA_FLOAT_UNALIGNED, to - t, w.getAtIndex(JAVA_FLOAT_UNALIGNED, from + t));
+          }
+        }
+      }
+    }
+  }
+
+  private static void run(Conv2d g, int pass, MemorySegment a, long aOff, MemorySegment b, long bOff,
+      MemorySegment bias, long biasOff, MemorySegment out, long outOff, MemorySegment workspace, long wsBase,
       Parallelism parallelism) {
     int limit = pass == BACKWARD_WEIGHTS ? (g.groups * g.colRows + GemmMicroKernel.NR - 1) / GemmMicroKernel.NR
         : g.batch;
@@ -70,6 +109,7 @@ final class ConvTask implements ParallelTask {
     task.out = out;
     task.outOff = outOff;
     task.ws = workspace != null ? workspace : ownWorkspace(g.workspaceFloats(parts));
+    task.wsBase = wsBase;
     task.inner = parts == 1 ? parallelism : Parallelism.sequential();
     task.nextImage.set(0);
     try {
@@ -97,7 +137,7 @@ final class ConvTask implements ParallelTask {
 
   @Override
   public void run(int part, int parts) {
-    long wsAt = 4L * part * g.colRows * g.chunk;
+    long wsAt = wsBase + 4L * part * g.colRows * (pass == BACKWARD_WEIGHTS ? g.weightChunk : g.chunk);
     if (pass == BACKWARD_WEIGHTS) {
       int columns = g.groups * g.colRows;
       int panels = (columns + GemmMicroKernel.NR - 1) / GemmMicroKernel.NR;
@@ -200,8 +240,8 @@ final class ConvTask implements ParallelTask {
               a, xGroup + (long) q0 * plane, positions, n == 0 ? 0f : 1f, out, dwGroup, g.colRows, inner);
           continue;
         }
-        for (int p0 = 0; p0 < positions; p0 += g.chunk) {
-          int p1 = Math.min(positions, p0 + g.chunk);
+        for (int p0 = 0; p0 < positions; p0 += g.weightChunk) {
+          int p1 = Math.min(positions, p0 + g.weightChunk);
           Im2col.fill(g, a, 4L * xGroup, q0, q1, p0, p1, ws, wsAt);
           Gemm.multiply(false, true, kg, q1 - q0, p1 - p0, 1f, b, dyGroup + p0, positions,
               ws, wsAt / 4, p1 - p0, n == 0 && p0 == 0 ? 0f : 1f, out, dwGroup, g.colRows, inner);

@@ -8,7 +8,8 @@ import org.quicktheories.generators.SourceDSL;
 /**
  * A random convolution and the seed of its data. Shapes cover what the properties must see:
  * batch 1, odd sizes, strides larger than the kernel, padding of 1 and 2, dilation 2, groups and
- * depthwise (groups = C) convolutions. The sizes stay small so the double references stay cheap.
+ * depthwise (groups = C) convolutions, and groups of 4 to 8 channels (for the data gradient's
+ * forward-convolution path). The sizes stay small so the double references stay cheap.
  */
 public record ConvCase(Conv2d conv, boolean withBias, long seed) {
   /** Random convolutions; {@code minPositions} > 1 asks for outputs of at least that many pixels. */
@@ -19,7 +20,7 @@ public record ConvCase(Conv2d conv, boolean withBias, long seed) {
   static ConvCase random(long seed, int maxSide, int minPositions) {
     SplittableRandom r = new SplittableRandom(seed);
     int batch = 1 + r.nextInt(3);
-    int kind = r.nextInt(3);
+    int kind = r.nextInt(4);
     int groups;
     int channels;
     int filters;
@@ -31,6 +32,11 @@ public record ConvCase(Conv2d conv, boolean withBias, long seed) {
       groups = 2 + r.nextInt(2);
       channels = groups * (1 + r.nextInt(2));
       filters = groups * (1 + r.nextInt(2));
+    } else if (kind == 3) {
+      // Enough channels for the data gradient to run as a forward convolution (Conv2d's rule).
+      groups = 1 + r.nextInt(2);
+      channels = groups * (4 + r.nextInt(5));
+      filters = groups * (1 + r.nextInt(3));
     } else {
       channels = 1 + r.nextInt(4);
       groups = channels;
@@ -44,6 +50,14 @@ public record ConvCase(Conv2d conv, boolean withBias, long seed) {
     int pw = r.nextInt(3);
     int dh = 1 + r.nextInt(2);
     int dw = 1 + r.nextInt(2);
+    if (kind == 3) {
+      // Stride 1 and padding within the kernel's reach: the data gradient's forward path (unless
+      // 1x1), which a uniform draw reached in about 1.5% of cases.
+      sh = 1;
+      sw = 1;
+      ph = Math.min(ph, dh * (kh - 1));
+      pw = Math.min(pw, dw * (kw - 1));
+    }
     int minH = Math.max(1, dh * (kh - 1) + 1 - 2 * ph);
     int minW = Math.max(1, dw * (kw - 1) + 1 - 2 * pw);
     int h = minH + r.nextInt(Math.max(1, maxSide - minH + 1));

@@ -37,8 +37,10 @@ class ActivationPropertiesTest {
     static Gen<Case> cases() {
       Gen<Activation> functions = SourceDSL.integers().between(0, ALL.size() - 1).map(ALL::get);
       Gen<Double> scales = SourceDSL.integers().between(0, 4).map(i -> new double[] {0.5, 4, 30, 1e4, 1e30}[i]);
-      return functions.zip(SourceDSL.integers().between(0, 150), scales, SourceDSL.booleans().all(),
-          SourceDSL.longs().all(), Case::new);
+      // Lengths 0 to 150, with 0 and 1 drawn 10 times as often as the others: uniform over 151,
+      // a run of 600 cases missed one of them about 4% of the time; now about e^-35.
+      Gen<Integer> lengths = SourceDSL.integers().between(0, 168).map(i -> i < 20 ? i % 2 : i - 18);
+      return functions.zip(lengths, scales, SourceDSL.booleans().all(), SourceDSL.longs().all(), Case::new);
     }
 
     float[] x() {

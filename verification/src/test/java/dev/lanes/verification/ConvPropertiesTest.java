@@ -25,8 +25,11 @@ import org.junit.jupiter.api.Test;
  *   <li>forward: {@code 4 (L + 1) u |y|}, L = (C/groups)*R*S. The GEMM's bound (see
  *       GemmPropertiesTest: L FMA roundings plus a few for alpha, beta and the KC chunks, under
  *       4L) with one more term for the bias that the output starts from;
- *   <li>backward data: {@code 4 (K/groups + R*S) u |dx|}: every column entry is a GEMM dot of
- *       length K/groups, and col2im adds up to R*S of them;
+ *   <li>backward data by col2im: {@code 4 (K/groups + R*S) u |dx|}: every column entry is a GEMM
+ *       dot of length K/groups, and col2im adds up to R*S of them;
+ *   <li>backward data as a forward convolution (stride 1, at least 4 channels per group, padding
+ *       within {@code dilation*(R-1)}, not a direct 1x1: Conv2d's documented rule): one GEMM dot of
+ *       {@code (K/groups)*R*S} terms, {@code 4 (K/groups) R S u |dx|};
  *   <li>backward weights and bias: {@code 4 N Hout Wout u |dw|}: sums of N*Hout*Wout products,
  *       taken as GEMM calls over chunks that each round like a GEMM and then add on.
  * </ul>
@@ -35,7 +38,22 @@ class ConvPropertiesTest {
   private static final double U = Math.scalb(1.0, -24);
 
   /** Shape features the random cases must have covered by the end of a run. */
-  enum Feature { BATCH_1, ODD_SIZE, STRIDE_OVER_KERNEL, PADDING, DILATION_2, GROUPS, DEPTHWISE, BIAS }
+  enum Feature { BATCH_1, ODD_SIZE, STRIDE_OVER_KERNEL, PADDING, DILATION_2, GROUPS, DEPTHWISE, BIAS,
+    DATA_AS_FORWARD, DATA_BY_COL2IM }
+
+  /** The rounding count of a data-gradient element, by path (see the class comment). */
+  static int dataTerms(Conv2d g) {
+    int taps = g.kernelH() * g.kernelW();
+    int filters = g.filters() / g.groups();
+    return dataAsForward(g) ? filters * taps : filters + taps;
+  }
+
+  /** Conv2d's documented rule for computing the data gradient as a forward convolution. */
+  static boolean dataAsForward(Conv2d g) {
+    boolean direct = g.kernelH() == 1 && g.kernelW() == 1 && g.padH() == 0 && g.padW() == 0;
+    return g.strideH() == 1 && g.strideW() == 1 && !direct && g.channels() / g.groups() >= 4
+        && g.padH() <= g.dilationH() * (g.kernelH() - 1) && g.padW() <= g.dilationW() * (g.kernelW() - 1);
+  }
 
   static Set<Feature> features(ConvCase c) {
     Conv2d g = c.conv();
@@ -48,6 +66,7 @@ class ConvPropertiesTest {
     if (g.groups() > 1 && g.groups() < g.channels()) f.add(Feature.GROUPS);
     if (g.groups() == g.channels() && g.channels() > 1) f.add(Feature.DEPTHWISE);
     if (c.withBias()) f.add(Feature.BIAS);
+    f.add(dataAsForward(g) ? Feature.DATA_AS_FORWARD : Feature.DATA_BY_COL2IM);
     return f;
   }
 
@@ -108,7 +127,7 @@ class ConvPropertiesTest {
 
     double[] dx = ConvReference.backwardData(g, Doubles.of(dy), Doubles.of(w));
     double[] dxAbs = ConvReference.backwardData(g, Doubles.abs(dy), Doubles.abs(w));
-    assertClose("dx", c, out.dx, dx, dxAbs, 4.0 * (g.filters() / g.groups() + taps) * U);
+    assertClose("dx", c, out.dx, dx, dxAbs, 4.0 * dataTerms(g) * U);
 
     double[] dw = ConvReference.backwardWeights(g, Doubles.of(x), Doubles.of(dy));
     double[] dwAbs = ConvReference.backwardWeights(g, Doubles.abs(x), Doubles.abs(dy));
@@ -149,7 +168,7 @@ class ConvPropertiesTest {
       double[] dxAbs = ConvReference.backwardData(g, abs(yd), abs(wd));
       double[] dwAbs = ConvReference.backwardWeights(g, abs(xd), abs(yd));
       double forwardError = 4.0 * (g.channels() / g.groups() * taps + 1) * U * Doubles.absDot(yd, yAbs);
-      double dataError = 4.0 * (g.filters() / g.groups() + taps) * U * Doubles.absDot(xd, dxAbs);
+      double dataError = 4.0 * dataTerms(g) * U * Doubles.absDot(xd, dxAbs);
       double weightError = 4.0 * g.batch() * g.outHeight() * g.outWidth() * U * Doubles.absDot(wd, dwAbs);
       double lhs = Doubles.dot(Doubles.of(out.y), yd);
       assertAdjoint("<conv(x), y> vs <x, backwardData(y)>", c, lhs, Doubles.dot(xd, Doubles.of(out.dx)),
@@ -212,7 +231,7 @@ class ConvPropertiesTest {
           4.0 * (g2.channels() / g2.groups() * taps + 1) * U);
       assertClose("conv1d dx", c, dx, ConvReference.backwardData(as2d, Doubles.of(dy), Doubles.of(w)),
           ConvReference.backwardData(as2d, Doubles.abs(dy), Doubles.abs(w)),
-          4.0 * (g2.filters() / g2.groups() + taps) * U);
+          4.0 * dataTerms(as2d) * U);
       assertClose("conv1d dw", c, dw, ConvReference.backwardWeights(as2d, Doubles.of(x), Doubles.of(dy)),
           ConvReference.backwardWeights(as2d, Doubles.abs(x), Doubles.abs(dy)),
           4.0 * g2.batch() * g.outLength() * U);
