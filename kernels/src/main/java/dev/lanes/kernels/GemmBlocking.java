@@ -16,7 +16,9 @@ import java.util.Locale;
  *       MR = 4: KC = 512.)
  *   <li><b>NC</b>: the packed B block gets half of L2, KC*NC*4 <= L2/2, rounded down to a multiple
  *       of NR. The other half absorbs the A panels, C and the hardware prefetcher's run-ahead.
- *       (2 MiB L2: NC = 1024; 512 KiB L2 at KC = 512: NC = 128.)
+ *       (2 MiB L2: NC = 1024.) But at least {@link #MIN_PANELS} panels, so each A micro-panel
+ *       serves that many tiles: a 512 KiB L2 at KC = 512 would give 128, and gets 512, the block
+ *       then streaming from L3.
  *   <li><b>MC</b>: there is none. A is packed one MR-row micro-panel at a time, just before it is
  *       used, so it is written straight into L1 and never needs an L2 block of its own.
  * </ul>
@@ -28,10 +30,23 @@ final class GemmBlocking {
   static final long L1D_BYTES = cacheBytes(1, 48 * 1024);
   static final long L2_BYTES = cacheBytes(2, 2 * 1024 * 1024);
 
+  /**
+   * Fewest NR-column panels in a B block, so that each packed A micro-panel serves at least this
+   * many tiles. With a small L2 the half-of-L2 rule alone gives few: 8 on a Zen 3 core (512 KiB L2,
+   * KC = 512, NC = 128), where packing each A micro-panel from the unpacked, strided rows of A
+   * (cold in cache) was amortized over only 8 tiles. Measured there, alternating both settings in
+   * one JVM (one thread): NC = 512 ran 1.13-1.16x as fast as 128 at 512^3 and 2048^3, 1.05-1.11x
+   * at 1024^3, and as fast as NC = 1024; two threads at 1024^3 1.03-1.10x. The B block then lives
+   * in L3 rather than L2 (1 MiB here), which BLIS's own Zen blockings do too. On a 2 MiB L2 with
+   * 512-bit vectors the half-of-L2 rule already gives 32 panels.
+   */
+  static final int MIN_PANELS = 32;
+
   static final int KC = Integer.getInteger("lanes.gemm.kc",
       clamp(roundDown((int) (L1D_BYTES / 4 / (GemmMicroKernel.MR * 4L)), 16), 64, 1024));
   static final int NC = Integer.getInteger("lanes.gemm.nc",
-      clamp(roundDown((int) (L2_BYTES / 2 / (KC * 4L)), GemmMicroKernel.NR), GemmMicroKernel.NR, 8192));
+      clamp(Math.max(roundDown((int) (L2_BYTES / 2 / (KC * 4L)), GemmMicroKernel.NR), MIN_PANELS * GemmMicroKernel.NR),
+          GemmMicroKernel.NR, 8192));
 
   /**
    * MR-row panels packed together when A is transposed: with MR = 12, 8 x 12 rows make each k step
