@@ -21,8 +21,12 @@ import picocli.CommandLine.Command;
 import picocli.CommandLine.Option;
 import picocli.CommandLine.Parameters;
 
-/** The {@code lanes} command. {@code ./lanes bench} runs the JMH suite and prints the comparison table. */
-@Command(name = "lanes", mixinStandardHelpOptions = true, subcommands = {LanesCli.Bench.class},
+/**
+ * The {@code lanes} command. {@code ./lanes bench} runs the JMH suite and prints the comparison
+ * table; {@code ./lanes interleaved} alternates Lanes' and OpenBLAS's SGEMM call by call
+ * ({@link InterleavedGemm}).
+ */
+@Command(name = "lanes", mixinStandardHelpOptions = true, subcommands = {LanesCli.Bench.class, InterleavedGemm.class},
     description = "Lanes: pure-Java deep-learning kernels.")
 public final class LanesCli {
   private LanesCli() {}

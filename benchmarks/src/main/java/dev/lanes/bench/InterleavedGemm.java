@@ -1,0 +1,125 @@
+package dev.lanes.bench;
+
+import dev.lanes.kernels.Gemm;
+import dev.lanes.kernels.Parallelism;
+import dev.lanes.kernels.Transpose;
+import java.lang.foreign.Arena;
+import java.lang.foreign.MemorySegment;
+import java.lang.foreign.ValueLayout;
+import java.nio.ByteOrder;
+import java.util.Arrays;
+import java.util.Locale;
+import java.util.SplittableRandom;
+import java.util.concurrent.Callable;
+import org.bytedeco.javacpp.FloatPointer;
+import org.bytedeco.openblas.global.openblas_nolapack;
+import picocli.CommandLine.Command;
+import picocli.CommandLine.Option;
+
+/**
+ * {@code ./lanes interleaved}: Lanes and OpenBLAS SGEMM on one thread, call by call in turn in one
+ * JVM, so both meet the same machine at the same moment.
+ *
+ * <p>Why beside JMH: on a shared machine the speed available to one core changes for seconds at a
+ * time. Measured on a Zen 3 VM, Lanes' 1024^3 product read 40 GFLOPS in one stretch and 67 in the
+ * next, OpenBLAS 68 and 79 in the same stretches. JMH runs one benchmark method after the other,
+ * so a table can pair a slow stretch of one with a fast stretch of the other. Here every round
+ * takes the best call of each over the same seconds, and the table gives each round's ratio and
+ * their median.
+ *
+ * <p>One thread only: after a call OpenBLAS's worker threads keep spinning for a while, and with
+ * two threads they then take the second core from Lanes' next call (measured: Lanes' two-thread
+ * 1024^3 product fell from about 80 to 55 GFLOPS when alternated with OpenBLAS's).
+ */
+@Command(name = "interleaved", mixinStandardHelpOptions = true,
+    description = "Lanes vs OpenBLAS SGEMM (one thread), alternating call by call in one JVM; "
+        + "prints each round's ratio and the median.")
+final class InterleavedGemm implements Callable<Integer> {
+  @Option(names = "--sizes", split = ",", defaultValue = "256,512,1024,2048",
+      description = "Square sizes n of the n^3 products (default: ${DEFAULT-VALUE}).")
+  int[] sizes;
+
+  @Option(names = "--rounds", defaultValue = "8", description = "Rounds per size (default: ${DEFAULT-VALUE}).")
+  int rounds;
+
+  @Option(names = "--seconds", defaultValue = "1", description = "Seconds of calls per round and library "
+      + "(default: ${DEFAULT-VALUE}).")
+  double seconds;
+
+  @Override
+  public Integer call() {
+    openblas_nolapack.blas_set_num_threads(1);
+    Parallelism one = Parallelism.threads(1);
+    System.out.println("size  round   Lanes GF/s  OpenBLAS GF/s  ratio");
+    for (int n : sizes) {
+      try (Arena arena = Arena.ofConfined()) {
+        Operands ops = new Operands(arena, n);
+        double flops = 2.0 * n * n * n;
+        int calls = (int) Math.max(3, Math.min(1000, seconds * 5e10 / flops));
+        double[] ratios = new double[rounds];
+        // The first round warms both up (JIT, page faults); it is printed but not counted.
+        for (int round = 0; round <= rounds; round++) {
+          long lanes = Long.MAX_VALUE;
+          long blas = Long.MAX_VALUE;
+          for (int c = 0; c < calls; c++) {
+            long t = System.nanoTime();
+            ops.lanes(one);
+            lanes = Math.min(lanes, System.nanoTime() - t);
+            t = System.nanoTime();
+            ops.openblas();
+            blas = Math.min(blas, System.nanoTime() - t);
+          }
+          double ratio = (double) blas / lanes;
+          if (round > 0) {
+            ratios[round - 1] = ratio;
+          }
+          System.out.printf(Locale.ROOT, "%4d  %5s  %11.1f  %13.1f  %5.2f%n", n, round == 0 ? "warm" : "" + round,
+              flops / lanes, flops / blas, ratio);
+        }
+        double[] sorted = ratios.clone();
+        Arrays.sort(sorted);
+        System.out.printf(Locale.ROOT, "%4d  median ratio %.2f (rounds %.2f to %.2f)%n", n, sorted[rounds / 2],
+            sorted[0], sorted[rounds - 1]);
+      }
+    }
+    System.out.println("ratio = Lanes GFLOPS / OpenBLAS GFLOPS, best call of each in the same round.");
+    return 0;
+  }
+
+  /** A, B and the two results in off-heap memory, with OpenBLAS's pointers over the same bytes. */
+  private static final class Operands {
+    final int n;
+    final MemorySegment a;
+    final MemorySegment b;
+    final MemorySegment cLanes;
+    final FloatPointer aBlas;
+    final FloatPointer bBlas;
+    final FloatPointer cBlas;
+
+    Operands(Arena arena, int n) {
+      this.n = n;
+      long bytes = 4L * n * n;
+      a = arena.allocate(bytes, 64);
+      b = arena.allocate(bytes, 64);
+      cLanes = arena.allocate(bytes, 64);
+      MemorySegment c2 = arena.allocate(bytes, 64);
+      SplittableRandom random = new SplittableRandom(42);
+      for (long i = 0; i < (long) n * n; i++) {
+        a.setAtIndex(ValueLayout.JAVA_FLOAT, i, (float) (random.nextDouble() * 2 - 1));
+        b.setAtIndex(ValueLayout.JAVA_FLOAT, i, (float) (random.nextDouble() * 2 - 1));
+      }
+      aBlas = new FloatPointer(a.asByteBuffer().order(ByteOrder.nativeOrder()).asFloatBuffer());
+      bBlas = new FloatPointer(b.asByteBuffer().order(ByteOrder.nativeOrder()).asFloatBuffer());
+      cBlas = new FloatPointer(c2.asByteBuffer().order(ByteOrder.nativeOrder()).asFloatBuffer());
+    }
+
+    void lanes(Parallelism parallelism) {
+      Gemm.sgemm(Transpose.NONE, Transpose.NONE, n, n, n, 1f, a, 0, n, b, 0, n, 0f, cLanes, 0, n, parallelism);
+    }
+
+    void openblas() {
+      openblas_nolapack.cblas_sgemm(openblas_nolapack.CblasRowMajor, openblas_nolapack.CblasNoTrans,
+          openblas_nolapack.CblasNoTrans, n, n, n, 1f, aBlas, n, bBlas, n, 0f, cBlas, n);
+    }
+  }
+}
