@@ -143,9 +143,12 @@ final class GemmMicroKernel {
     // Row i of the A panel starts i * pitch floats in; pitch is a constant to C2, which folds
     // each row's offset into its broadcast's address.
     final int pitch = GemmBlocking.KC;
-    for (int p = 0; p < kc; p++) {
-      int ao = apOff + p;
-      int bo = bpOff + p * NR;
+    // The A and B indices are the loop's own variables rather than apOff + p and bpOff + p*NR:
+    // C2 then keeps 7 integer instructions per k step instead of 10 (20 in all instead of 23,
+    // read in the disassembly). The count matters when another thread shares the core's
+    // front end: on a shared Zen 3 VM this kernel lost more to such stretches than OpenBLAS
+    // (about 35% against 15%). Measured alone, alternating in one JVM, 1.00-1.05x at 1024^3.
+    for (int ao = apOff, bo = bpOff, end = apOff + kc; ao < end; ao++, bo += NR) {
       FloatVector b0 = FloatVector.fromArray(SPECIES, bp, bo);
       FloatVector b1 = FloatVector.fromArray(SPECIES, bp, bo + 1 * LANES);
       FloatVector a;
