@@ -24,9 +24,10 @@ import picocli.CommandLine.Parameters;
 /**
  * The {@code lanes} command. {@code ./lanes bench} runs the JMH suite and prints the comparison
  * table; {@code ./lanes interleaved} alternates Lanes' and OpenBLAS's SGEMM call by call
- * ({@link InterleavedGemm}).
+ * ({@link InterleavedGemm}), and {@code ./lanes yardstick} a GEMM-based kernel and its GEMM
+ * yardstick ({@link InterleavedYardstick}).
  */
-@Command(name = "lanes", mixinStandardHelpOptions = true, subcommands = {LanesCli.Bench.class, InterleavedGemm.class},
+@Command(name = "lanes", mixinStandardHelpOptions = true, subcommands = {LanesCli.Bench.class, InterleavedGemm.class, InterleavedYardstick.class},
     description = "Lanes: pure-Java deep-learning kernels.")
 public final class LanesCli {
   private LanesCli() {}
