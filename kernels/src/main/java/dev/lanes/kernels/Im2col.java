@@ -60,9 +60,12 @@ final class Im2col {
     int sw = g.strideW;
     long plane = imageAt + 4L * c * height * width;
     int p = p0;
+    // Output row and column of p, divided once and then stepped: a run ends at a row's end (or
+    // at p1), so the next one starts at column 0 of the next row. An integer division per run,
+    // two more for the run's bounds, cost more than copying the run's 56 floats.
+    int oh = p0 / outW;
+    int ow = p0 - oh * outW;
     while (p < p1) {
-      int oh = p / outW;
-      int ow = p - oh * outW;
       int run = Math.min(p1 - p, outW - ow);
       long at = rowAt + 4L * (p - p0);
       int ih = oh * g.strideH - g.padH + r * g.dilationH;
@@ -73,8 +76,15 @@ final class Im2col {
       } else {
         // Input column of output column ow + j is first + j*sw; it exists for j in [lo, hi).
         int first = ow * sw - g.padW + s * g.dilationW;
-        int lo = first >= 0 ? 0 : Math.min(run, (-first + sw - 1) / sw);
-        int hi = first >= width ? 0 : Math.min(run, (width - 1 - first) / sw + 1);
+        int lo;
+        int hi;
+        if (sw == 1) {
+          lo = first >= 0 ? 0 : Math.min(run, -first);
+          hi = first >= width ? 0 : Math.min(run, width - first);
+        } else {
+          lo = first >= 0 ? 0 : Math.min(run, (-first + sw - 1) / sw);
+          hi = first >= width ? 0 : Math.min(run, (width - 1 - first) / sw + 1);
+        }
         hi = Math.max(hi, lo);
         long src = plane + 4L * ((long) ih * width + first + (long) lo * sw);
         long dst = at + 4L * lo;
@@ -96,6 +106,8 @@ final class Im2col {
         }
       }
       p += run;
+      oh++;
+      ow = 0;
     }
   }
 }
