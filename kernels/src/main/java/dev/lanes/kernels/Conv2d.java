@@ -377,7 +377,9 @@ public final class Conv2d {
   /** Floats of workspace any call needs on up to {@code threads} threads (0 if it needs none). */
   public long workspaceFloats(int threads) {
     Checks.positive(threads, "threads");
-    long columns = direct() ? 0 : (long) threads * colRows * Math.max(chunk, weightChunk);
+    // Column chunks, and for the weight gradient dWᵀ ahead of them (see ConvTask.weights).
+    long columns = direct() ? 0 : Math.max((long) threads * colRows * chunk,
+        weightFloats() + (long) threads * colRows * weightChunk);
     // The data gradient's reversed weights, then its own column chunks.
     return dataConv == null ? columns : Math.max(columns, weightFloats() + dataConv.workspaceFloats(threads));
   }
