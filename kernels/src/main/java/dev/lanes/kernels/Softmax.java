@@ -478,7 +478,7 @@ public final class Softmax {
     FloatVector vm = FloatVector.broadcast(SPECIES, m);
     FloatVector sum = FloatVector.zero(SPECIES);
     for (int i = 0; i < n; i += LANES) {
-      FloatVector e = VectorMath.expUpTo88(FloatVector.fromMemorySegment(SPECIES, x, xAt + 4L * i, ORDER).sub(vm));
+      FloatVector e = VectorMath.expNonPositive(FloatVector.fromMemorySegment(SPECIES, x, xAt + 4L * i, ORDER).sub(vm));
       if (out != null) {
         e.intoMemorySegment(out, outAt + 4L * i, ORDER);
       }

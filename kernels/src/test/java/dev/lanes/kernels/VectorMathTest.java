@@ -11,7 +11,7 @@ import org.junit.jupiter.api.Test;
 
 /**
  * {@link VectorMath}'s functions against {@link Math}'s in double (then exact comparison), within
- * the bounds derived in their Javadoc: exp {@code 3u} relative for normal results and
+ * the bounds derived in their Javadoc: exp (and expNonPositive on x &lt;= 0) {@code 3u} relative for normal results and
  * {@code 2^-126} absolute below them, expm1 on x &lt;= 0 and log1p on [0, 1] {@code 5u}
  * (log1p: {@code 2^-148} absolute below {@code 2^-125}).
  */
@@ -25,6 +25,15 @@ class VectorMathTest {
     sweep("exp", VectorMath::expUpTo88, Math::exp,
         exact -> exact >= Float.MIN_NORMAL ? 3 * U * exact : Math.scalb(1.0, -126),
         (i, random) -> i < 1_000_000 ? -104 + (88.37 + 104) * i / 1_000_000.0 : random.nextDouble() * (88.37 + 104) - 104);
+  }
+
+  @Test
+  void expNonPositiveIsWithinTheExpBoundForNonPositiveArguments() {
+    // Softmax's exponential: the same contract as exp on x <= 0. An even sweep of [-104, 0], then
+    // random points there.
+    sweep("expNonPositive", VectorMath::expNonPositive, Math::exp,
+        exact -> exact >= Float.MIN_NORMAL ? 3 * U * exact : Math.scalb(1.0, -126),
+        (i, random) -> i < 1_000_000 ? -104.0 * i / 1_000_000.0 : -104 * random.nextDouble());
   }
 
   @Test
@@ -90,6 +99,8 @@ class VectorMathTest {
       };
       if (Float.isNaN(want)) {
         assertTrue(Float.isNaN(e[l]), "exp(NaN)");
+        assertTrue(Float.isNaN(VectorMath.expNonPositive(FloatVector.broadcast(FloatLanes.SPECIES, x[l])).lane(0)),
+            "expNonPositive(NaN)");
       } else if (l % special.length == 7) {
         assertTrue(Math.abs(e[l] - Math.E) <= 3 * U * Math.E, "exp(1) = " + e[l]);
       } else {
