@@ -97,7 +97,8 @@ final class VectorMath {
 
   /** {@code r = x - n ln2} in two FMAs, the first exact (see {@link #expUpTo88}). */
   private static FloatVector remainder(FloatVector x, FloatVector n) {
-    return n.neg().fma(V_LN2_C2, n.neg().fma(V_LN2_C1, x));
+    // n * (-C) rather than (-n) * C: the same exact product, without a sign flip of n per FMA.
+    return n.fma(V_MINUS_LN2_C2, n.fma(V_MINUS_LN2_C1, x));
   }
 
   /** {@code 2^n} built in the exponent field, for integral n in [-126, 127]. */
@@ -132,8 +133,8 @@ final class VectorMath {
    */
   private static final FloatVector V_LOG2E = all(LOG2E);
   private static final FloatVector V_ROUNDING = all(ROUNDING);
-  private static final FloatVector V_LN2_C1 = all(LN2_C1);
-  private static final FloatVector V_LN2_C2 = all(LN2_C2);
+  private static final FloatVector V_MINUS_LN2_C1 = all(-LN2_C1);
+  private static final FloatVector V_MINUS_LN2_C2 = all(-LN2_C2);
   /** Taylor coefficients of e^r, 1/k!. */
   private static final FloatVector E8 = all(1f / 40320f);
   private static final FloatVector E7 = all(1f / 5040f);
