@@ -65,8 +65,8 @@ public final class BatchNorm {
     Channels task = Channels.start(Channels.TRAINING, batch, channels, spatial, x, xOffset, gamma, gammaOffset, y,
         yOffset, mean, meanOffset, rstd, rstdOffset);
     task.momentum = momentum;
-    task.affine(eps, beta, betaOffset).perChannel(runningMean, runningMeanOffset, runningVar, runningVarOffset)
-        .run(parallelism);
+    task.affine(eps, beta, betaOffset);
+    task.perChannel(runningMean, runningMeanOffset, runningVar, runningVarOffset).run(parallelism);
   }
 
   private static void trainingChannels(int from, int to, int batch, int channels, int spatial, float eps,
@@ -120,8 +120,8 @@ public final class BatchNorm {
     Checks.notNull(parallelism, "parallelism");
     Channels task = Channels.start(Channels.INFERENCE, batch, channels, spatial, x, xOffset, gamma, gammaOffset, y,
         yOffset, null, 0, null, 0);
-    task.affine(eps, beta, betaOffset).perChannel(runningMean, runningMeanOffset, runningVar, runningVarOffset)
-        .run(parallelism);
+    task.affine(eps, beta, betaOffset);
+    task.perChannel(runningMean, runningMeanOffset, runningVar, runningVarOffset).run(parallelism);
   }
 
   private static void inferenceChannels(int from, int to, int batch, int channels, int spatial, float eps,
@@ -163,8 +163,7 @@ public final class BatchNorm {
     Checks.notNull(parallelism, "parallelism");
     Channels task = Channels.start(Channels.BACKWARD, batch, channels, spatial, x, xOffset, gamma, gammaOffset, dx,
         dxOffset, mean, meanOffset, rstd, rstdOffset);
-    task.dy = dy;
-    task.dyOffset = dyOffset;
+    task.gradient(dy, dyOffset);
     task.perChannel(dgamma, dgammaOffset, dbeta, dbetaOffset).run(parallelism);
   }
 
@@ -201,7 +200,7 @@ public final class BatchNorm {
    * calling thread, reused (fields set for a call, segments cleared after it), so a call allocates
    * nothing.
    */
-  private static final class Channels implements ParallelTask {
+  private static final class Channels extends NormTask {
     static final int TRAINING = 0;
     static final int INFERENCE = 1;
     static final int BACKWARD = 2;
@@ -213,23 +212,7 @@ public final class BatchNorm {
     private int batch;
     private int channels;
     private int spatial;
-    private float eps;
     private float momentum;
-    private MemorySegment x;
-    private long xOffset;
-    private MemorySegment gamma;
-    private long gammaOffset;
-    private MemorySegment beta;
-    private long betaOffset;
-    /** y forward, dx backward. */
-    private MemorySegment out;
-    private long outOffset;
-    private MemorySegment mean;
-    private long meanOffset;
-    private MemorySegment rstd;
-    private long rstdOffset;
-    private MemorySegment dy;
-    private long dyOffset;
     /** The running mean forward, dgamma backward. */
     private MemorySegment running;
     private long runningOffset;
@@ -245,25 +228,8 @@ public final class BatchNorm {
       task.batch = batch;
       task.channels = channels;
       task.spatial = spatial;
-      task.x = x;
-      task.xOffset = xOffset;
-      task.gamma = gamma;
-      task.gammaOffset = gammaOffset;
-      task.out = out;
-      task.outOffset = outOffset;
-      task.mean = mean;
-      task.meanOffset = meanOffset;
-      task.rstd = rstd;
-      task.rstdOffset = rstdOffset;
+      task.operands(x, xOffset, gamma, gammaOffset, out, outOffset, mean, meanOffset, rstd, rstdOffset);
       return task;
-    }
-
-    /** The forward passes' eps and beta. */
-    Channels affine(float eps, MemorySegment beta, long betaOffset) {
-      this.eps = eps;
-      this.beta = beta;
-      this.betaOffset = betaOffset;
-      return this;
     }
 
     /** The two per-channel buffers: running mean and variance forward, dgamma and dbeta backward. */
@@ -276,20 +242,12 @@ public final class BatchNorm {
     }
 
     void run(Parallelism parallelism) {
-      boolean shareable = Checks.shareable(x) && Checks.shareable(gamma) && Checks.shareable(beta)
-          && Checks.shareable(out) && Checks.shareable(mean) && Checks.shareable(rstd) && Checks.shareable(dy)
-          && Checks.shareable(running) && Checks.shareable(running2);
+      boolean shareable = operandsShareable() && Checks.shareable(running) && Checks.shareable(running2);
       try {
         parallelism.invoke(this,
             parallelism.parts((long) batch * channels * spatial, MIN_FLOATS_PER_THREAD, channels, shareable));
       } finally {
-        x = null;
-        gamma = null;
-        beta = null;
-        out = null;
-        mean = null;
-        rstd = null;
-        dy = null;
+        release();
         running = null;
         running2 = null;
       }

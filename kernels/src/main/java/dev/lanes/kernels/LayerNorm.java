@@ -56,9 +56,7 @@ public final class LayerNorm {
     Checks.notNull(parallelism, "parallelism");
     Task task = Task.start(false, rows, cols, x, xOffset, gamma, gammaOffset, y, yOffset, mean, meanOffset, rstd,
         rstdOffset);
-    task.eps = eps;
-    task.beta = beta;
-    task.betaOffset = betaOffset;
+    task.affine(eps, beta, betaOffset);
     task.run(parallelism, rows);
   }
 
@@ -121,8 +119,7 @@ public final class LayerNorm {
     MemorySegment partials = Task.partials(2L * blocks * cols);
     Task task = Task.start(true, rows, cols, x, xOffset, gamma, gammaOffset, dx, dxOffset, mean, meanOffset, rstd,
         rstdOffset);
-    task.dy = dy;
-    task.dyOffset = dyOffset;
+    task.gradient(dy, dyOffset);
     task.partials = partials;
     task.run(parallelism, blocks);
     // The blocks' partial sums, added in block order: block b's dgamma terms at 2b cols, dbeta's after.
@@ -162,7 +159,7 @@ public final class LayerNorm {
    * nothing; the backward's partial sums live in a per-calling-thread buffer that grows once to the
    * largest call seen.
    */
-  private static final class Task implements ParallelTask {
+  private static final class Task extends NormTask {
     private static final ThreadLocal<Task> PER_THREAD = ThreadLocal.withInitial(Task::new);
     private static final ThreadLocal<MemorySegment[]> PARTIALS =
         ThreadLocal.withInitial(() -> new MemorySegment[] {MemorySegment.NULL});
@@ -172,22 +169,6 @@ public final class LayerNorm {
     private boolean backward;
     private int rows;
     private int cols;
-    private float eps;
-    private MemorySegment x;
-    private long xOffset;
-    private MemorySegment gamma;
-    private long gammaOffset;
-    private MemorySegment beta;
-    private long betaOffset;
-    /** y forward, dx backward. */
-    private MemorySegment out;
-    private long outOffset;
-    private MemorySegment mean;
-    private long meanOffset;
-    private MemorySegment rstd;
-    private long rstdOffset;
-    private MemorySegment dy;
-    private long dyOffset;
     private MemorySegment partials;
 
     static Task start(boolean backward, int rows, int cols, MemorySegment x, long xOffset, MemorySegment gamma,
@@ -197,16 +178,7 @@ public final class LayerNorm {
       task.backward = backward;
       task.rows = rows;
       task.cols = cols;
-      task.x = x;
-      task.xOffset = xOffset;
-      task.gamma = gamma;
-      task.gammaOffset = gammaOffset;
-      task.out = out;
-      task.outOffset = outOffset;
-      task.mean = mean;
-      task.meanOffset = meanOffset;
-      task.rstd = rstd;
-      task.rstdOffset = rstdOffset;
+      task.operands(x, xOffset, gamma, gammaOffset, out, outOffset, mean, meanOffset, rstd, rstdOffset);
       return task;
     }
 
@@ -221,18 +193,11 @@ public final class LayerNorm {
 
     /** Runs {@code units} rows (forward) or blocks (backward), cut into runs per thread. */
     void run(Parallelism parallelism, int units) {
-      boolean shareable = Checks.shareable(x) && Checks.shareable(gamma) && Checks.shareable(beta)
-          && Checks.shareable(out) && Checks.shareable(mean) && Checks.shareable(rstd) && Checks.shareable(dy);
       try {
-        parallelism.invoke(this, parallelism.parts((long) rows * cols, MIN_FLOATS_PER_THREAD, units, shareable));
+        parallelism.invoke(this,
+            parallelism.parts((long) rows * cols, MIN_FLOATS_PER_THREAD, units, operandsShareable()));
       } finally {
-        x = null;
-        gamma = null;
-        beta = null;
-        out = null;
-        mean = null;
-        rstd = null;
-        dy = null;
+        release();
         partials = null;
       }
     }
