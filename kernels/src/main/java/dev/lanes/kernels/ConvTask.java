@@ -40,7 +40,10 @@ final class ConvTask implements ParallelTask {
   private MemorySegment out;
   private long outOff;
   private MemorySegment ws;
-  /** Byte offset of this pass's column chunks in ws. */
+  /**
+   * Byte offset in ws of what this pass keeps there: the column chunks, after dWᵀ for the weight
+   * gradient (see {@link #weights}).
+   */
   private long wsBase;
   /** Parallelism for the GEMMs: the caller's when the call is not split, else sequential. */
   private Parallelism inner;
