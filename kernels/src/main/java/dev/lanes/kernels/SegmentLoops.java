@@ -31,6 +31,21 @@ final class SegmentLoops {
   private SegmentLoops() {}
 
   /**
+   * The {@code n} floats from byte {@code at} of {@code segment}, as a segment of their own, for a
+   * long loop to index from 0.
+   *
+   * <p>Why: C2 removes a vector loop's per-access checks (bounds, liveness, the segment's class)
+   * only when it can prove the whole index range safe before the loop. With accesses at
+   * {@code at + 4L * i} it kept them in every iteration of the softmax's exponential loop, about 35
+   * scalar instructions beside 25 vector ones; at {@code 4L * i} into a slice the loop came out
+   * clean and unrolled, and ran 1.9x faster (read in the disassembly, then timed). The slice does
+   * not escape the loop's method, so C2 allocates nothing for it.
+   */
+  static MemorySegment floats(MemorySegment segment, long at, long n) {
+    return segment.asSlice(at, 4L * n);
+  }
+
+  /**
    * {@code dst[0 .. n) = value}.
    *
    * <p>A value other than +0 goes through a plain loop, which C2 vectorizes by itself, rather than a
