@@ -2,6 +2,7 @@ package dev.lanes.kernels;
 
 import static java.lang.foreign.ValueLayout.JAVA_FLOAT_UNALIGNED;
 
+import java.lang.foreign.Arena;
 import java.lang.foreign.MemorySegment;
 import java.nio.ByteOrder;
 import jdk.incubator.vector.FloatVector;
@@ -31,18 +32,55 @@ final class SegmentLoops {
   private SegmentLoops() {}
 
   /**
-   * The {@code n} floats from byte {@code at} of {@code segment}, as a segment of their own, for a
-   * long loop to index from 0.
+   * The class of segments in native memory ({@code Arena} allocations), which the vector loops of
+   * {@link Softmax} and {@link Activation} test their segments against before their loops.
    *
    * <p>Why: C2 removes a vector loop's per-access checks (bounds, liveness, the segment's class)
-   * only when it can prove the whole index range safe before the loop. With accesses at
-   * {@code at + 4L * i} it kept them in every iteration of the softmax's exponential loop, about 35
-   * scalar instructions beside 25 vector ones; at {@code 4L * i} into a slice the loop came out
-   * clean and unrolled, and ran 1.9x faster (read in the disassembly, then timed). The slice does
-   * not escape the loop's method, so C2 allocates nothing for it.
+   * only when it knows the segment's exact class. Otherwise a store's base may be a heap array,
+   * which may alias the segment's own fields, so every iteration reloads and rechecks them: in
+   * the softmax's exponential loop about 35 scalar instructions beside 25 vector ones (read in
+   * the disassembly). After {@code if (x.getClass() != NATIVE) ...} C2 knows the class, and the
+   * same loop came out clean and unrolled, 2.1x faster. Slicing the segment inside the loop's
+   * method did the same, but only while C2 chose to inline {@code asSlice}; when it did not, each
+   * slice was a heap object and the loop got slower still.
    */
-  static MemorySegment floats(MemorySegment segment, long at, long n) {
-    return segment.asSlice(at, 4L * n);
+  static final Class<?> NATIVE = MemorySegment.NULL.getClass();
+
+  /**
+   * Whether all of {@code segments} are plain native segments, the only kind the kernels' vector
+   * loops accept (see {@link #NATIVE}); callers stage others through native memory.
+   */
+  static boolean allNative(MemorySegment... segments) {
+    for (MemorySegment s : segments) {
+      if (s != null && s.getClass() != NATIVE) {
+        return false;
+      }
+    }
+    return true;
+  }
+
+  /**
+   * {@code segment} if it is plain native memory, else a copy from {@code arena} of its
+   * {@code bytes} bytes from byte {@code at}, which then start at byte 0 (the caller resets its
+   * offset when the result is not {@code segment}).
+   */
+  static MemorySegment nativeCopy(Arena arena, MemorySegment segment, long at, long bytes) {
+    if (segment.getClass() == NATIVE) {
+      return segment;
+    }
+    MemorySegment copy = arena.allocate(bytes, 64);
+    MemorySegment.copy(segment, at, copy, 0, bytes);
+    return copy;
+  }
+
+  /** {@code segment} if it is plain native memory, else fresh native room from {@code arena} for {@code bytes}. */
+  static MemorySegment nativeRoom(Arena arena, MemorySegment segment, long bytes) {
+    return segment.getClass() == NATIVE ? segment : arena.allocate(bytes, 64);
+  }
+
+  /** The failure of a loop handed a segment its caller should have staged: a bug in Lanes. */
+  static AssertionError notStaged() {
+    return new AssertionError("a vector loop was handed a segment that is not plain native memory");
   }
 
   /**

@@ -43,6 +43,8 @@ public final class Softmax {
   private static final VectorSpecies<Float> SPECIES = FloatLanes.SPECIES;
   private static final int LANES = SPECIES.length();
   private static final ByteOrder ORDER = ByteOrder.nativeOrder();
+  /** Every loop below starts by testing its segments against this: see SegmentLoops.NATIVE. */
+  private static final Class<?> NATIVE = SegmentLoops.NATIVE;
 
   private Softmax() {}
 
@@ -196,6 +198,21 @@ public final class Softmax {
     checkLoss(rows, cols, logits, logitsOffset, dlogits, dlogitsOffset);
     Checks.readable(targets, "targets");
     Checks.extent("targets", targetsOffset, rows, cols, Math.max(1, cols), Checks.floats(targets));
+    if (!SegmentLoops.allNative(logits, targets, dlogits)) {
+      // Through native copies, as Rows.invoke does.
+      long bytes = 4L * rows * cols;
+      try (Arena arena = Arena.ofShared()) {
+        MemorySegment nativeLogits = SegmentLoops.nativeCopy(arena, logits, 4 * logitsOffset, bytes);
+        MemorySegment nativeTargets = SegmentLoops.nativeCopy(arena, targets, 4 * targetsOffset, bytes);
+        MemorySegment nativeD = dlogits == null ? null : SegmentLoops.nativeRoom(arena, dlogits, bytes);
+        float loss = crossEntropyProbabilities(rows, cols, nativeLogits, nativeLogits == logits ? logitsOffset : 0,
+            nativeTargets, nativeTargets == targets ? targetsOffset : 0, nativeD, nativeD == dlogits ? dlogitsOffset : 0);
+        if (nativeD != dlogits) {
+          MemorySegment.copy(nativeD, 0, dlogits, 4 * dlogitsOffset, bytes);
+        }
+        return loss;
+      }
+    }
     double total = 0;
     for (int r = 0; r < rows; r++) {
       long row = (long) r * cols;
@@ -314,7 +331,7 @@ public final class Softmax {
 
     void run(Parallelism parallelism) {
       try {
-        parallelism.invoke(this, parts(parallelism));
+        invoke(parallelism);
       } finally {
         clear();
       }
@@ -326,7 +343,7 @@ public final class Softmax {
         losses = new double[rows];
       }
       try {
-        parallelism.invoke(this, parts(parallelism));
+        invoke(parallelism);
         double total = 0;
         for (int r = 0; r < rows; r++) {
           total += losses[r];
@@ -334,6 +351,40 @@ public final class Softmax {
         return total;
       } finally {
         clear();
+      }
+    }
+
+    /**
+     * Runs the rows; heap and mapped segments through native copies, since the row loops take only
+     * plain native memory (see {@link SegmentLoops#NATIVE}): their floats are copied in, the
+     * output is computed into native room and then copied to its place.
+     */
+    private void invoke(Parallelism parallelism) {
+      MemorySegment floatAux = op == CROSS_ENTROPY ? null : aux;
+      if (SegmentLoops.allNative(in, floatAux, out)) {
+        parallelism.invoke(this, parts(parallelism));
+        return;
+      }
+      long bytes = 4L * rows * cols;
+      MemorySegment target = out;
+      try (Arena arena = Arena.ofShared()) {
+        MemorySegment nativeIn = SegmentLoops.nativeCopy(arena, in, 4 * inOffset, bytes);
+        inOffset = nativeIn == in ? inOffset : 0;
+        in = nativeIn;
+        if (floatAux != null) {
+          MemorySegment nativeAux = SegmentLoops.nativeCopy(arena, aux, 4 * auxOffset, bytes);
+          auxOffset = nativeAux == aux ? auxOffset : 0;
+          aux = nativeAux;
+        }
+        long targetOffset = outOffset;
+        if (out != null) {
+          out = SegmentLoops.nativeRoom(arena, out, bytes);
+          outOffset = out == target ? outOffset : 0;
+        }
+        parallelism.invoke(this, parts(parallelism));
+        if (out != target) {
+          MemorySegment.copy(out, 0, target, 4 * targetOffset, bytes);
+        }
       }
     }
 
@@ -436,21 +487,23 @@ public final class Softmax {
    * grouping, since that MAX is associative and commutative.
    */
   private static float maxOf(int n, MemorySegment x, long xAt) {
-    x = SegmentLoops.floats(x, xAt, n);
+    if (x.getClass() != NATIVE) {
+      throw SegmentLoops.notStaged();
+    }
     FloatVector m0 = FloatVector.broadcast(SPECIES, Float.NEGATIVE_INFINITY);
     FloatVector m1 = m0;
     FloatVector m2 = m0;
     FloatVector m3 = m0;
     int i = 0;
     for (; i + 4 * LANES <= n; i += 4 * LANES) {
-      long at = 4L * i;
+      long at = xAt + 4L * i;
       m0 = m0.lanewise(VectorOperators.MAX, FloatVector.fromMemorySegment(SPECIES, x, at, ORDER));
       m1 = m1.lanewise(VectorOperators.MAX, FloatVector.fromMemorySegment(SPECIES, x, at + 4L * LANES, ORDER));
       m2 = m2.lanewise(VectorOperators.MAX, FloatVector.fromMemorySegment(SPECIES, x, at + 8L * LANES, ORDER));
       m3 = m3.lanewise(VectorOperators.MAX, FloatVector.fromMemorySegment(SPECIES, x, at + 12L * LANES, ORDER));
     }
     for (; i < n; i += LANES) {
-      m0 = m0.lanewise(VectorOperators.MAX, FloatVector.fromMemorySegment(SPECIES, x, 4L * i, ORDER));
+      m0 = m0.lanewise(VectorOperators.MAX, FloatVector.fromMemorySegment(SPECIES, x, xAt + 4L * i, ORDER));
     }
     return m0.lanewise(VectorOperators.MAX, m1).lanewise(VectorOperators.MAX, m2.lanewise(VectorOperators.MAX, m3))
         .reduceLanes(VectorOperators.MAX);
@@ -483,13 +536,14 @@ public final class Softmax {
    * slice; see {@link SegmentLoops#floats}).
    */
   private static float storeExpSumOf(int n, MemorySegment x, long xAt, float m, MemorySegment out, long outAt) {
-    x = SegmentLoops.floats(x, xAt, n);
-    out = SegmentLoops.floats(out, outAt, n);
+    if (x.getClass() != NATIVE || out.getClass() != NATIVE) {
+      throw SegmentLoops.notStaged();
+    }
     FloatVector vm = FloatVector.broadcast(SPECIES, m);
     FloatVector sum = FloatVector.zero(SPECIES);
     for (int i = 0; i < n; i += LANES) {
-      FloatVector e = VectorMath.expNonPositive(FloatVector.fromMemorySegment(SPECIES, x, 4L * i, ORDER).sub(vm));
-      e.intoMemorySegment(out, 4L * i, ORDER);
+      FloatVector e = VectorMath.expNonPositive(FloatVector.fromMemorySegment(SPECIES, x, xAt + 4L * i, ORDER).sub(vm));
+      e.intoMemorySegment(out, outAt + 4L * i, ORDER);
       sum = sum.add(e);
     }
     return FloatLanes.sum(sum);
@@ -497,11 +551,13 @@ public final class Softmax {
 
   /** {@link #storeExpSumOf} without storing: the sum alone, for log-softmax and the loss alone. */
   private static float expSumOf(int n, MemorySegment x, long xAt, float m) {
-    x = SegmentLoops.floats(x, xAt, n);
+    if (x.getClass() != NATIVE) {
+      throw SegmentLoops.notStaged();
+    }
     FloatVector vm = FloatVector.broadcast(SPECIES, m);
     FloatVector sum = FloatVector.zero(SPECIES);
     for (int i = 0; i < n; i += LANES) {
-      sum = sum.add(VectorMath.expNonPositive(FloatVector.fromMemorySegment(SPECIES, x, 4L * i, ORDER).sub(vm)));
+      sum = sum.add(VectorMath.expNonPositive(FloatVector.fromMemorySegment(SPECIES, x, xAt + 4L * i, ORDER).sub(vm)));
     }
     return FloatLanes.sum(sum);
   }
@@ -512,17 +568,19 @@ public final class Softmax {
    * the class comment already covers for n >= 2 (for n = 1 the result is exactly 1).
    */
   private static void divide(int cols, MemorySegment out, long outAt, float s) {
-    out = SegmentLoops.floats(out, outAt, cols);
+    if (out.getClass() != NATIVE) {
+      throw SegmentLoops.notStaged();
+    }
     int whole = cols - cols % LANES;
     float reciprocal = 1f / s;
     FloatVector vr = FloatVector.broadcast(SPECIES, reciprocal);
     for (int i = 0; i < whole; i += LANES) {
-      FloatVector.fromMemorySegment(SPECIES, out, 4L * i, ORDER).mul(vr)
-          .intoMemorySegment(out, 4L * i, ORDER);
+      FloatVector.fromMemorySegment(SPECIES, out, outAt + 4L * i, ORDER).mul(vr)
+          .intoMemorySegment(out, outAt + 4L * i, ORDER);
     }
     // The tail one float at a time: the same single rounding as a vector lane (see "Row tails").
     for (int i = whole; i < cols; i++) {
-      long at = 4L * i;
+      long at = outAt + 4L * i;
       out.set(JAVA_FLOAT_UNALIGNED, at, out.get(JAVA_FLOAT_UNALIGNED, at) * reciprocal);
     }
   }
@@ -530,17 +588,18 @@ public final class Softmax {
   /** {@code out_i = (x_i - m) - logSum}; the tail one float at a time, rounded as a lane is. */
   private static void shiftLog(int cols, MemorySegment x, long xAt, float m, float logSum, MemorySegment out,
       long outAt) {
-    x = SegmentLoops.floats(x, xAt, cols);
-    out = SegmentLoops.floats(out, outAt, cols);
+    if (x.getClass() != NATIVE || out.getClass() != NATIVE) {
+      throw SegmentLoops.notStaged();
+    }
     int whole = cols - cols % LANES;
     FloatVector vm = FloatVector.broadcast(SPECIES, m);
     FloatVector vl = FloatVector.broadcast(SPECIES, logSum);
     for (int i = 0; i < whole; i += LANES) {
-      FloatVector.fromMemorySegment(SPECIES, x, 4L * i, ORDER).sub(vm).sub(vl)
-          .intoMemorySegment(out, 4L * i, ORDER);
+      FloatVector.fromMemorySegment(SPECIES, x, xAt + 4L * i, ORDER).sub(vm).sub(vl)
+          .intoMemorySegment(out, outAt + 4L * i, ORDER);
     }
     for (int i = whole; i < cols; i++) {
-      out.set(JAVA_FLOAT_UNALIGNED, 4L * i, (x.get(JAVA_FLOAT_UNALIGNED, 4L * i) - m) - logSum);
+      out.set(JAVA_FLOAT_UNALIGNED, outAt + 4L * i, (x.get(JAVA_FLOAT_UNALIGNED, xAt + 4L * i) - m) - logSum);
     }
   }
 
@@ -558,33 +617,36 @@ public final class Softmax {
 
   /** {@code sum_i a_i b_i}. */
   private static float dot(int cols, MemorySegment a, long aAt, MemorySegment b, long bAt) {
-    a = SegmentLoops.floats(a, aAt, cols);
-    b = SegmentLoops.floats(b, bAt, cols);
+    if (a.getClass() != NATIVE || b.getClass() != NATIVE) {
+      throw SegmentLoops.notStaged();
+    }
     int whole = cols - cols % LANES;
     FloatVector acc = FloatVector.zero(SPECIES);
     for (int i = 0; i < whole; i += LANES) {
-      acc = FloatVector.fromMemorySegment(SPECIES, a, 4L * i, ORDER)
-          .fma(FloatVector.fromMemorySegment(SPECIES, b, 4L * i, ORDER), acc);
+      acc = FloatVector.fromMemorySegment(SPECIES, a, aAt + 4L * i, ORDER)
+          .fma(FloatVector.fromMemorySegment(SPECIES, b, bAt + 4L * i, ORDER), acc);
     }
     if (whole < cols) {
       VectorMask<Float> tail = SPECIES.indexInRange(whole, cols);
-      acc = FloatVector.fromMemorySegment(SPECIES, a, 4L * whole, ORDER, tail)
-          .fma(FloatVector.fromMemorySegment(SPECIES, b, 4L * whole, ORDER, tail), acc);
+      acc = FloatVector.fromMemorySegment(SPECIES, a, aAt + 4L * whole, ORDER, tail)
+          .fma(FloatVector.fromMemorySegment(SPECIES, b, bAt + 4L * whole, ORDER, tail), acc);
     }
     return FloatLanes.sum(acc);
   }
 
   /** {@code sum_i a_i}. */
   private static float sum(int cols, MemorySegment a, long aAt) {
-    a = SegmentLoops.floats(a, aAt, cols);
+    if (a.getClass() != NATIVE) {
+      throw SegmentLoops.notStaged();
+    }
     int whole = cols - cols % LANES;
     FloatVector acc = FloatVector.zero(SPECIES);
     for (int i = 0; i < whole; i += LANES) {
-      acc = acc.add(FloatVector.fromMemorySegment(SPECIES, a, 4L * i, ORDER));
+      acc = acc.add(FloatVector.fromMemorySegment(SPECIES, a, aAt + 4L * i, ORDER));
     }
     if (whole < cols) {
       VectorMask<Float> tail = SPECIES.indexInRange(whole, cols);
-      acc = acc.add(FloatVector.fromMemorySegment(SPECIES, a, 4L * whole, ORDER, tail));
+      acc = acc.add(FloatVector.fromMemorySegment(SPECIES, a, aAt + 4L * whole, ORDER, tail));
     }
     return FloatLanes.sum(acc);
   }
@@ -592,74 +654,76 @@ public final class Softmax {
   /** {@code dx_i = y_i (dy_i - dot)}. */
   private static void scaledDifference(int cols, MemorySegment y, long yAt, MemorySegment dy, long dyAt, float dot,
       MemorySegment dx, long dxAt) {
-    y = SegmentLoops.floats(y, yAt, cols);
-    dy = SegmentLoops.floats(dy, dyAt, cols);
-    dx = SegmentLoops.floats(dx, dxAt, cols);
+    if (y.getClass() != NATIVE || dy.getClass() != NATIVE || dx.getClass() != NATIVE) {
+      throw SegmentLoops.notStaged();
+    }
     int whole = cols - cols % LANES;
     FloatVector vdot = FloatVector.broadcast(SPECIES, dot);
     for (int i = 0; i < whole; i += LANES) {
-      FloatVector yv = FloatVector.fromMemorySegment(SPECIES, y, 4L * i, ORDER);
-      FloatVector g = FloatVector.fromMemorySegment(SPECIES, dy, 4L * i, ORDER);
-      yv.mul(g.sub(vdot)).intoMemorySegment(dx, 4L * i, ORDER);
+      FloatVector yv = FloatVector.fromMemorySegment(SPECIES, y, yAt + 4L * i, ORDER);
+      FloatVector g = FloatVector.fromMemorySegment(SPECIES, dy, dyAt + 4L * i, ORDER);
+      yv.mul(g.sub(vdot)).intoMemorySegment(dx, dxAt + 4L * i, ORDER);
     }
     if (whole < cols) {
       VectorMask<Float> tail = SPECIES.indexInRange(whole, cols);
-      FloatVector yv = FloatVector.fromMemorySegment(SPECIES, y, 4L * whole, ORDER, tail);
-      FloatVector g = FloatVector.fromMemorySegment(SPECIES, dy, 4L * whole, ORDER, tail);
-      yv.mul(g.sub(vdot)).intoMemorySegment(dx, 4L * whole, ORDER, tail);
+      FloatVector yv = FloatVector.fromMemorySegment(SPECIES, y, yAt + 4L * whole, ORDER, tail);
+      FloatVector g = FloatVector.fromMemorySegment(SPECIES, dy, dyAt + 4L * whole, ORDER, tail);
+      yv.mul(g.sub(vdot)).intoMemorySegment(dx, dxAt + 4L * whole, ORDER, tail);
     }
   }
 
   /** {@code dx_i = dy_i - exp(z_i) sum}, as one fused multiply-add; masked steps, as in {@link #expSum}. */
   private static void minusProbabilityTimes(int cols, MemorySegment z, long zAt, MemorySegment dy, long dyAt,
       float sum, MemorySegment dx, long dxAt) {
-    z = SegmentLoops.floats(z, zAt, cols);
-    dy = SegmentLoops.floats(dy, dyAt, cols);
-    dx = SegmentLoops.floats(dx, dxAt, cols);
+    if (z.getClass() != NATIVE || dy.getClass() != NATIVE || dx.getClass() != NATIVE) {
+      throw SegmentLoops.notStaged();
+    }
     FloatVector vsum = FloatVector.broadcast(SPECIES, sum);
     for (int i = 0; i < cols; i += LANES) {
       VectorMask<Float> lanes = SPECIES.indexInRange(i, cols);
-      FloatVector p = VectorMath.expUpTo88(FloatVector.fromMemorySegment(SPECIES, z, 4L * i, ORDER, lanes));
-      FloatVector g = FloatVector.fromMemorySegment(SPECIES, dy, 4L * i, ORDER, lanes);
-      p.neg().fma(vsum, g).intoMemorySegment(dx, 4L * i, ORDER, lanes);
+      FloatVector p = VectorMath.expUpTo88(FloatVector.fromMemorySegment(SPECIES, z, zAt + 4L * i, ORDER, lanes));
+      FloatVector g = FloatVector.fromMemorySegment(SPECIES, dy, dyAt + 4L * i, ORDER, lanes);
+      p.neg().fma(vsum, g).intoMemorySegment(dx, dxAt + 4L * i, ORDER, lanes);
     }
   }
 
   /** {@code sum_i t_i (m - x_i)}. */
   private static float weightedGap(int cols, MemorySegment t, long tAt, MemorySegment x, long xAt, float m) {
-    t = SegmentLoops.floats(t, tAt, cols);
-    x = SegmentLoops.floats(x, xAt, cols);
+    if (t.getClass() != NATIVE || x.getClass() != NATIVE) {
+      throw SegmentLoops.notStaged();
+    }
     int whole = cols - cols % LANES;
     FloatVector vm = FloatVector.broadcast(SPECIES, m);
     FloatVector acc = FloatVector.zero(SPECIES);
     for (int i = 0; i < whole; i += LANES) {
-      FloatVector gap = vm.sub(FloatVector.fromMemorySegment(SPECIES, x, 4L * i, ORDER));
-      acc = FloatVector.fromMemorySegment(SPECIES, t, 4L * i, ORDER).fma(gap, acc);
+      FloatVector gap = vm.sub(FloatVector.fromMemorySegment(SPECIES, x, xAt + 4L * i, ORDER));
+      acc = FloatVector.fromMemorySegment(SPECIES, t, tAt + 4L * i, ORDER).fma(gap, acc);
     }
     if (whole < cols) {
       VectorMask<Float> tail = SPECIES.indexInRange(whole, cols);
-      FloatVector gap = vm.sub(FloatVector.fromMemorySegment(SPECIES, x, 4L * whole, ORDER, tail));
-      acc = acc.add(FloatVector.fromMemorySegment(SPECIES, t, 4L * whole, ORDER, tail).mul(gap), tail);
+      FloatVector gap = vm.sub(FloatVector.fromMemorySegment(SPECIES, x, xAt + 4L * whole, ORDER, tail));
+      acc = acc.add(FloatVector.fromMemorySegment(SPECIES, t, tAt + 4L * whole, ORDER, tail).mul(gap), tail);
     }
     return FloatLanes.sum(acc);
   }
 
   /** {@code d_i = e_i a - t_i b}, in place over the exponentials e in d. */
   private static void scaledMinus(int cols, MemorySegment d, long dAt, float a, MemorySegment t, long tAt, float b) {
-    d = SegmentLoops.floats(d, dAt, cols);
-    t = SegmentLoops.floats(t, tAt, cols);
+    if (d.getClass() != NATIVE || t.getClass() != NATIVE) {
+      throw SegmentLoops.notStaged();
+    }
     int whole = cols - cols % LANES;
     FloatVector va = FloatVector.broadcast(SPECIES, a);
     FloatVector vb = FloatVector.broadcast(SPECIES, -b);
     for (int i = 0; i < whole; i += LANES) {
-      FloatVector tb = FloatVector.fromMemorySegment(SPECIES, t, 4L * i, ORDER).mul(vb);
-      FloatVector.fromMemorySegment(SPECIES, d, 4L * i, ORDER).fma(va, tb).intoMemorySegment(d, 4L * i, ORDER);
+      FloatVector tb = FloatVector.fromMemorySegment(SPECIES, t, tAt + 4L * i, ORDER).mul(vb);
+      FloatVector.fromMemorySegment(SPECIES, d, dAt + 4L * i, ORDER).fma(va, tb).intoMemorySegment(d, dAt + 4L * i, ORDER);
     }
     if (whole < cols) {
       VectorMask<Float> tail = SPECIES.indexInRange(whole, cols);
-      FloatVector tb = FloatVector.fromMemorySegment(SPECIES, t, 4L * whole, ORDER, tail).mul(vb);
-      FloatVector.fromMemorySegment(SPECIES, d, 4L * whole, ORDER, tail).fma(va, tb)
-          .intoMemorySegment(d, 4L * whole, ORDER, tail);
+      FloatVector tb = FloatVector.fromMemorySegment(SPECIES, t, tAt + 4L * whole, ORDER, tail).mul(vb);
+      FloatVector.fromMemorySegment(SPECIES, d, dAt + 4L * whole, ORDER, tail).fma(va, tb)
+          .intoMemorySegment(d, dAt + 4L * whole, ORDER, tail);
     }
   }
 }

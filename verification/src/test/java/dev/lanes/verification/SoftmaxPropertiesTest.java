@@ -1,5 +1,7 @@
 package dev.lanes.verification;
 
+import static java.lang.foreign.ValueLayout.JAVA_FLOAT;
+import static java.lang.foreign.ValueLayout.JAVA_INT;
 import static org.junit.jupiter.api.Assertions.assertArrayEquals;
 import static org.junit.jupiter.api.Assertions.assertEquals;
 import static org.junit.jupiter.api.Assertions.assertTrue;
@@ -7,6 +9,7 @@ import static org.junit.jupiter.api.Assertions.assertTrue;
 import dev.lanes.kernels.Parallelism;
 import dev.lanes.kernels.Softmax;
 import dev.lanes.kernels.reference.SoftmaxReference;
+import java.lang.foreign.Arena;
 import java.lang.foreign.MemorySegment;
 import java.util.SplittableRandom;
 import java.util.concurrent.atomic.AtomicInteger;
@@ -154,6 +157,57 @@ class SoftmaxPropertiesTest {
         });
   }
 
+  /**
+   * The kernels' row loops take plain native memory only; heap segments (and float[] arrays) go
+   * through native copies (Softmax's Rows.invoke). Both routes run the same loops on the same
+   * floats, so they must agree bit for bit; native operands sit at a random float offset.
+   */
+  @Test
+  void heapAndNativeSegmentsGiveTheSameBits() {
+    Properties.qt(40).forAll(SourceDSL.integers().between(1, 40), SourceDSL.integers().between(1, 300),
+        SourceDSL.integers().between(0, 9), SourceDSL.longs().all()).checkAssert((rows, cols, offset, seed) -> {
+          SplittableRandom random = new SplittableRandom(seed);
+          int n = rows * cols;
+          float[] x = new float[n];
+          float[] dy = new float[n];
+          float[] targets = new float[n];
+          for (int i = 0; i < n; i++) {
+            x[i] = (float) (random.nextGaussian() * 6);
+            dy[i] = (float) random.nextGaussian();
+            targets[i] = (float) random.nextDouble();
+          }
+          int[] labels = new int[rows];
+          for (int r = 0; r < rows; r++) {
+            labels[r] = random.nextInt(8) == 0 ? -100 : random.nextInt(cols);
+          }
+          float[][] heap = Outputs.compute(rows, cols, x, dy, labels, 1);
+          float[][] offHeap = Outputs.computeNative(rows, cols, x, dy, labels, offset);
+          for (int k = 0; k < heap.length; k++) {
+            assertArrayEquals(heap[k], offHeap[k], Outputs.NAMES[k] + ", " + rows + "x" + cols + ", offset " + offset);
+          }
+          try (Arena arena = Arena.ofConfined()) {
+            // Mixed: a heap input into a native output, and a native input into a heap output.
+            MemorySegment ys = arena.allocate(4L * (n + offset), 64);
+            Softmax.forward(rows, cols, MemorySegment.ofArray(x), 0, ys, offset);
+            assertArrayEquals(heap[0], ys.asSlice(4L * offset).toArray(JAVA_FLOAT), "forward, heap x, native y");
+            float[] y = new float[n];
+            Softmax.forward(rows, cols, Outputs.nativeCopy(arena, x, offset), offset, MemorySegment.ofArray(y), 0);
+            assertArrayEquals(heap[0], y, "forward, native x, heap y");
+          }
+          float[] heapD = new float[n];
+          float heapLoss = Softmax.crossEntropyProbabilities(rows, cols, MemorySegment.ofArray(x), 0,
+              MemorySegment.ofArray(targets), 0, MemorySegment.ofArray(heapD), 0);
+          try (Arena arena = Arena.ofConfined()) {
+            MemorySegment xs = Outputs.nativeCopy(arena, x, offset);
+            MemorySegment ts = Outputs.nativeCopy(arena, targets, offset);
+            MemorySegment ds = arena.allocate(4L * (n + offset), 64);
+            float loss = Softmax.crossEntropyProbabilities(rows, cols, xs, offset, ts, offset, ds, offset);
+            assertEquals(Float.floatToRawIntBits(heapLoss), Float.floatToRawIntBits(loss), "probability loss");
+            assertArrayEquals(heapD, ds.asSlice(4L * offset).toArray(JAVA_FLOAT), "probability dlogits");
+          }
+        });
+  }
+
   /** Every softmax output of one input, on a given number of threads. */
   private static final class Outputs {
     static final String[] NAMES = {"forward", "logForward", "backward", "logBackward", "crossEntropy dlogits",
@@ -178,6 +232,39 @@ class SoftmaxPropertiesTest {
       float loss = Softmax.crossEntropy(rows, cols, xs, 0, MemorySegment.ofArray(labels), 0, -100,
           MemorySegment.ofArray(dlogits), 0, p);
       return new float[][] {y, z, dx, dz, dlogits, {loss}};
+    }
+
+    /** {@link #compute} on one thread with every operand in native memory, {@code offset} floats in. */
+    static float[][] computeNative(int rows, int cols, float[] x, float[] dy, int[] labels, int offset) {
+      Parallelism p = Parallelism.threads(1);
+      int n = rows * cols;
+      try (Arena arena = Arena.ofConfined()) {
+        MemorySegment xs = nativeCopy(arena, x, offset);
+        MemorySegment dys = nativeCopy(arena, dy, offset);
+        MemorySegment[] outs = new MemorySegment[5];
+        for (int k = 0; k < outs.length; k++) {
+          outs[k] = arena.allocate(4L * (n + offset), 64);
+        }
+        MemorySegment ls = arena.allocate(4L * (rows + offset), 64);
+        MemorySegment.copy(labels, 0, ls, JAVA_INT, 4L * offset, rows);
+        Softmax.forward(rows, cols, xs, offset, outs[0], offset, p);
+        Softmax.logForward(rows, cols, xs, offset, outs[1], offset, p);
+        Softmax.backward(rows, cols, outs[0], offset, dys, offset, outs[2], offset, p);
+        Softmax.logBackward(rows, cols, outs[1], offset, dys, offset, outs[3], offset, p);
+        float loss = Softmax.crossEntropy(rows, cols, xs, offset, ls, offset, -100, outs[4], offset, p);
+        float[][] result = new float[6][];
+        for (int k = 0; k < outs.length; k++) {
+          result[k] = outs[k].asSlice(4L * offset).toArray(JAVA_FLOAT);
+        }
+        result[5] = new float[] {loss};
+        return result;
+      }
+    }
+
+    static MemorySegment nativeCopy(Arena arena, float[] values, int offset) {
+      MemorySegment s = arena.allocate(4L * (values.length + offset), 64);
+      MemorySegment.copy(values, 0, s, JAVA_FLOAT, 4L * offset, values.length);
+      return s;
     }
   }
 
