@@ -25,6 +25,10 @@ import jdk.incubator.vector.VectorSpecies;
  * a caller that ran the forward in place keeps a copy of x. {@link Function#STEP} has no backward
  * (its derivative is 0 wherever it exists, so PyTorch defines none either).
  *
+ * <p>Native segments (from an {@code Arena}) are the fast path. Arrays, heap segments and mapped
+ * files pass through a per-thread native buffer 4096 floats at a time, a copy in and out, with
+ * the same results to the bit.
+ *
  * <h2>Definitions and accuracy</h2>
  * PyTorch's definitions. Each float result is within the stated error of the exact value for the
  * same float inputs, with {@code u = 2^-24}, first order in u. The exponential is
@@ -68,6 +72,8 @@ public final class Activation {
   private static final VectorSpecies<Float> SPECIES = FloatLanes.SPECIES;
   private static final int LANES = SPECIES.length();
   private static final ByteOrder ORDER = ByteOrder.nativeOrder();
+  /** Every loop below starts by testing its segments against this: see SegmentLoops.NATIVE. */
+  private static final Class<?> NATIVE = SegmentLoops.NATIVE;
   /**
    * Calls run in chunks of this many floats (16 KiB, well inside L1 with GELU's scratch). The
    * loops are then entered thousands of times per large call and C2 compiles them as methods with
@@ -93,6 +99,14 @@ public final class Activation {
    * division and the polynomial exceeded C2's inlining node budget (NodeCountInliningCutoff), an
    * exponential stayed a call, and its vectors were boxed (12 bytes per element).
    */
+  /**
+   * Two chunks of native memory per thread (x, then dy or the output) through which heap and
+   * mapped segments pass, a chunk at a time: the loops take only plain native memory, the one kind
+   * whose exact class lets C2 drop their per-access checks (see {@link SegmentLoops#NATIVE}).
+   */
+  private static final ThreadLocal<MemorySegment> HEAP_STAGE =
+      ThreadLocal.withInitial(() -> Arena.ofAuto().allocate(8 * CHUNK, 64));
+
   private static final ThreadLocal<MemorySegment> SCRATCH =
       ThreadLocal.withInitial(() -> Arena.ofAuto().allocate(4 * (CHUNK + 2L * LANES), 64));
 
@@ -177,8 +191,18 @@ public final class Activation {
   /** The forward on byte offsets, arguments already validated (for kernels built on this one). */
   void run(long n, MemorySegment x, long xAt, MemorySegment y, long yAt) {
     long whole = n - n % LANES;
+    boolean plain = SegmentLoops.allNative(x, y);
     for (long done = 0; done < whole; done += CHUNK) {
-      forwardLoop(function, alpha, Math.min(CHUNK, whole - done), x, xAt + 4 * done, y, yAt + 4 * done);
+      int count = (int) Math.min(CHUNK, whole - done);
+      if (plain) {
+        forwardLoop(function, alpha, count, x, xAt + 4 * done, y, yAt + 4 * done);
+      } else {
+        // Heap or mapped memory, through native memory: see HEAP_STAGE.
+        MemorySegment stage = HEAP_STAGE.get();
+        MemorySegment.copy(x, xAt + 4 * done, stage, 0, 4L * count);
+        forwardLoop(function, alpha, count, stage, 0, stage, 0);
+        MemorySegment.copy(stage, 0, y, yAt + 4 * done, 4L * count);
+      }
     }
     if (whole < n) {
       // The last n % LANES floats go through one whole vector of scratch (see TAIL).
@@ -217,9 +241,18 @@ public final class Activation {
   private void runBackward(long n, MemorySegment x, long xAt, MemorySegment dy, long dyAt, MemorySegment dx,
       long dxAt) {
     long whole = n - n % LANES;
+    boolean plain = SegmentLoops.allNative(x, dy, dx);
     for (long done = 0; done < whole; done += CHUNK) {
-      backwardLoop(function, alpha, Math.min(CHUNK, whole - done), x, xAt + 4 * done, dy, dyAt + 4 * done, dx,
-          dxAt + 4 * done);
+      int count = (int) Math.min(CHUNK, whole - done);
+      if (plain) {
+        backwardLoop(function, alpha, count, x, xAt + 4 * done, dy, dyAt + 4 * done, dx, dxAt + 4 * done);
+      } else {
+        MemorySegment stage = HEAP_STAGE.get();
+        MemorySegment.copy(x, xAt + 4 * done, stage, 0, 4L * count);
+        MemorySegment.copy(dy, dyAt + 4 * done, stage, 4 * CHUNK, 4L * count);
+        backwardLoop(function, alpha, count, stage, 0, stage, 4 * CHUNK, stage, 4 * CHUNK);
+        MemorySegment.copy(stage, 4 * CHUNK, dx, dxAt + 4 * done, 4L * count);
+      }
     }
     if (whole < n) {
       MemorySegment stage = SCRATCH.get();
@@ -381,7 +414,7 @@ public final class Activation {
    * these memory-bound loops.
    */
 
-  private static void forwardLoop(Function function, float alpha, long n, MemorySegment x, long xAt,
+  private static void forwardLoop(Function function, float alpha, int n, MemorySegment x, long xAt,
       MemorySegment y, long yAt) {
     switch (function) {
       case RELU -> relu(n, x, xAt, y, yAt);
@@ -400,7 +433,7 @@ public final class Activation {
     }
   }
 
-  private static void backwardLoop(Function function, float alpha, long n, MemorySegment x, long xAt,
+  private static void backwardLoop(Function function, float alpha, int n, MemorySegment x, long xAt,
       MemorySegment dy, long dyAt, MemorySegment dx, long dxAt) {
     switch (function) {
       case RELU -> reluGradient(n, x, xAt, dy, dyAt, dx, dxAt);
@@ -422,135 +455,183 @@ public final class Activation {
     }
   }
 
-  private static void relu(long n, MemorySegment x, long xAt, MemorySegment y, long yAt) {
-    for (long i = 0; i < n; i += LANES) {
-      FloatVector.fromMemorySegment(SPECIES, x, xAt + 4 * i, ORDER).max(0f).intoMemorySegment(y, yAt + 4 * i, ORDER);
+  private static void relu(int n, MemorySegment x, long xAt, MemorySegment y, long yAt) {
+    if (x.getClass() != NATIVE || y.getClass() != NATIVE) {
+      throw SegmentLoops.notStaged();
+    }
+    for (int i = 0; i < n; i += LANES) {
+      FloatVector.fromMemorySegment(SPECIES, x, xAt + 4L * i, ORDER).max(0f).intoMemorySegment(y, yAt + 4L * i, ORDER);
     }
   }
 
-  private static void reluGradient(long n, MemorySegment x, long xAt, MemorySegment dy, long dyAt,
+  private static void reluGradient(int n, MemorySegment x, long xAt, MemorySegment dy, long dyAt,
       MemorySegment dx, long dxAt) {
-    for (long i = 0; i < n; i += LANES) {
-      VectorMask<Float> positive = FloatVector.fromMemorySegment(SPECIES, x, xAt + 4 * i, ORDER).compare(VectorOperators.GT, 0f);
-      FloatVector.zero(SPECIES).blend(FloatVector.fromMemorySegment(SPECIES, dy, dyAt + 4 * i, ORDER), positive).intoMemorySegment(dx, dxAt + 4 * i, ORDER);
+    if (x.getClass() != NATIVE || dy.getClass() != NATIVE || dx.getClass() != NATIVE) {
+      throw SegmentLoops.notStaged();
+    }
+    for (int i = 0; i < n; i += LANES) {
+      VectorMask<Float> positive = FloatVector.fromMemorySegment(SPECIES, x, xAt + 4L * i, ORDER).compare(VectorOperators.GT, 0f);
+      FloatVector.zero(SPECIES).blend(FloatVector.fromMemorySegment(SPECIES, dy, dyAt + 4L * i, ORDER), positive).intoMemorySegment(dx, dxAt + 4L * i, ORDER);
     }
   }
 
-  private static void leakyRelu(long n, float slope, MemorySegment x, long xAt, MemorySegment y, long yAt) {
-    for (long i = 0; i < n; i += LANES) {
-      FloatVector v = FloatVector.fromMemorySegment(SPECIES, x, xAt + 4 * i, ORDER);
-      v.mul(slope).blend(v, v.compare(VectorOperators.GT, 0f)).intoMemorySegment(y, yAt + 4 * i, ORDER);
+  private static void leakyRelu(int n, float slope, MemorySegment x, long xAt, MemorySegment y, long yAt) {
+    if (x.getClass() != NATIVE || y.getClass() != NATIVE) {
+      throw SegmentLoops.notStaged();
+    }
+    for (int i = 0; i < n; i += LANES) {
+      FloatVector v = FloatVector.fromMemorySegment(SPECIES, x, xAt + 4L * i, ORDER);
+      v.mul(slope).blend(v, v.compare(VectorOperators.GT, 0f)).intoMemorySegment(y, yAt + 4L * i, ORDER);
     }
   }
 
-  private static void leakyReluGradient(long n, float slope, MemorySegment x, long xAt, MemorySegment dy,
+  private static void leakyReluGradient(int n, float slope, MemorySegment x, long xAt, MemorySegment dy,
       long dyAt, MemorySegment dx, long dxAt) {
-    for (long i = 0; i < n; i += LANES) {
-      FloatVector g = FloatVector.fromMemorySegment(SPECIES, dy, dyAt + 4 * i, ORDER);
-      g.mul(slope).blend(g, FloatVector.fromMemorySegment(SPECIES, x, xAt + 4 * i, ORDER).compare(VectorOperators.GT, 0f)).intoMemorySegment(dx, dxAt + 4 * i, ORDER);
+    if (x.getClass() != NATIVE || dy.getClass() != NATIVE || dx.getClass() != NATIVE) {
+      throw SegmentLoops.notStaged();
+    }
+    for (int i = 0; i < n; i += LANES) {
+      FloatVector g = FloatVector.fromMemorySegment(SPECIES, dy, dyAt + 4L * i, ORDER);
+      g.mul(slope).blend(g, FloatVector.fromMemorySegment(SPECIES, x, xAt + 4L * i, ORDER).compare(VectorOperators.GT, 0f)).intoMemorySegment(dx, dxAt + 4L * i, ORDER);
     }
   }
 
   /** {@code scale (x > 0 ? x : alpha expm1(x))}: ELU with scale 1, SELU with its constants. */
-  private static void elu(long n, float alpha, float scale, MemorySegment x, long xAt, MemorySegment y, long yAt) {
+  private static void elu(int n, float alpha, float scale, MemorySegment x, long xAt, MemorySegment y, long yAt) {
+    if (x.getClass() != NATIVE || y.getClass() != NATIVE) {
+      throw SegmentLoops.notStaged();
+    }
     float scaledAlpha = alpha * scale;
-    for (long i = 0; i < n; i += LANES) {
-      FloatVector v = FloatVector.fromMemorySegment(SPECIES, x, xAt + 4 * i, ORDER);
+    for (int i = 0; i < n; i += LANES) {
+      FloatVector v = FloatVector.fromMemorySegment(SPECIES, x, xAt + 4L * i, ORDER);
       FloatVector negative = VectorMath.expm1NonPositive(v).mul(scaledAlpha);
-      negative.blend(v.mul(scale), v.compare(VectorOperators.GT, 0f)).intoMemorySegment(y, yAt + 4 * i, ORDER);
+      negative.blend(v.mul(scale), v.compare(VectorOperators.GT, 0f)).intoMemorySegment(y, yAt + 4L * i, ORDER);
     }
   }
 
-  private static void eluGradient(long n, float alpha, float scale, MemorySegment x, long xAt, MemorySegment dy,
+  private static void eluGradient(int n, float alpha, float scale, MemorySegment x, long xAt, MemorySegment dy,
       long dyAt, MemorySegment dx, long dxAt) {
+    if (x.getClass() != NATIVE || dy.getClass() != NATIVE || dx.getClass() != NATIVE) {
+      throw SegmentLoops.notStaged();
+    }
     float scaledAlpha = alpha * scale;
-    for (long i = 0; i < n; i += LANES) {
-      FloatVector v = FloatVector.fromMemorySegment(SPECIES, x, xAt + 4 * i, ORDER);
-      FloatVector g = FloatVector.fromMemorySegment(SPECIES, dy, dyAt + 4 * i, ORDER);
+    for (int i = 0; i < n; i += LANES) {
+      FloatVector v = FloatVector.fromMemorySegment(SPECIES, x, xAt + 4L * i, ORDER);
+      FloatVector g = FloatVector.fromMemorySegment(SPECIES, dy, dyAt + 4L * i, ORDER);
       FloatVector negative = g.mul(VectorMath.expUpTo88(v).mul(scaledAlpha));
-      negative.blend(g.mul(scale), v.compare(VectorOperators.GT, 0f)).intoMemorySegment(dx, dxAt + 4 * i, ORDER);
+      negative.blend(g.mul(scale), v.compare(VectorOperators.GT, 0f)).intoMemorySegment(dx, dxAt + 4L * i, ORDER);
     }
   }
 
-  private static void sigmoid(long n, MemorySegment x, long xAt, MemorySegment y, long yAt) {
-    for (long i = 0; i < n; i += LANES) {
-      sigmoid(FloatVector.fromMemorySegment(SPECIES, x, xAt + 4 * i, ORDER)).intoMemorySegment(y, yAt + 4 * i, ORDER);
+  private static void sigmoid(int n, MemorySegment x, long xAt, MemorySegment y, long yAt) {
+    if (x.getClass() != NATIVE || y.getClass() != NATIVE) {
+      throw SegmentLoops.notStaged();
+    }
+    for (int i = 0; i < n; i += LANES) {
+      sigmoid(FloatVector.fromMemorySegment(SPECIES, x, xAt + 4L * i, ORDER)).intoMemorySegment(y, yAt + 4L * i, ORDER);
     }
   }
 
-  private static void sigmoidGradient(long n, MemorySegment x, long xAt, MemorySegment dy, long dyAt,
+  private static void sigmoidGradient(int n, MemorySegment x, long xAt, MemorySegment dy, long dyAt,
       MemorySegment dx, long dxAt) {
-    for (long i = 0; i < n; i += LANES) {
-      FloatVector.fromMemorySegment(SPECIES, dy, dyAt + 4 * i, ORDER).mul(sigmoidSlope(FloatVector.fromMemorySegment(SPECIES, x, xAt + 4 * i, ORDER).abs())).intoMemorySegment(dx, dxAt + 4 * i, ORDER);
+    if (x.getClass() != NATIVE || dy.getClass() != NATIVE || dx.getClass() != NATIVE) {
+      throw SegmentLoops.notStaged();
+    }
+    for (int i = 0; i < n; i += LANES) {
+      FloatVector.fromMemorySegment(SPECIES, dy, dyAt + 4L * i, ORDER).mul(sigmoidSlope(FloatVector.fromMemorySegment(SPECIES, x, xAt + 4L * i, ORDER).abs())).intoMemorySegment(dx, dxAt + 4L * i, ORDER);
     }
   }
 
-  private static void tanh(long n, MemorySegment x, long xAt, MemorySegment y, long yAt) {
-    for (long i = 0; i < n; i += LANES) {
-      VectorMath.tanh(FloatVector.fromMemorySegment(SPECIES, x, xAt + 4 * i, ORDER)).intoMemorySegment(y, yAt + 4 * i, ORDER);
+  private static void tanh(int n, MemorySegment x, long xAt, MemorySegment y, long yAt) {
+    if (x.getClass() != NATIVE || y.getClass() != NATIVE) {
+      throw SegmentLoops.notStaged();
+    }
+    for (int i = 0; i < n; i += LANES) {
+      VectorMath.tanh(FloatVector.fromMemorySegment(SPECIES, x, xAt + 4L * i, ORDER)).intoMemorySegment(y, yAt + 4L * i, ORDER);
     }
   }
 
   /** tanh'(x) = 4 sigmoid'(2x). */
-  private static void tanhGradient(long n, MemorySegment x, long xAt, MemorySegment dy, long dyAt,
+  private static void tanhGradient(int n, MemorySegment x, long xAt, MemorySegment dy, long dyAt,
       MemorySegment dx, long dxAt) {
-    for (long i = 0; i < n; i += LANES) {
-      FloatVector slope = sigmoidSlope(FloatVector.fromMemorySegment(SPECIES, x, xAt + 4 * i, ORDER).abs().mul(2f)).mul(4f);
-      FloatVector.fromMemorySegment(SPECIES, dy, dyAt + 4 * i, ORDER).mul(slope).intoMemorySegment(dx, dxAt + 4 * i, ORDER);
+    if (x.getClass() != NATIVE || dy.getClass() != NATIVE || dx.getClass() != NATIVE) {
+      throw SegmentLoops.notStaged();
+    }
+    for (int i = 0; i < n; i += LANES) {
+      FloatVector slope = sigmoidSlope(FloatVector.fromMemorySegment(SPECIES, x, xAt + 4L * i, ORDER).abs().mul(2f)).mul(4f);
+      FloatVector.fromMemorySegment(SPECIES, dy, dyAt + 4L * i, ORDER).mul(slope).intoMemorySegment(dx, dxAt + 4L * i, ORDER);
     }
   }
 
   /** {@code max(x, 0) + log1p(e^-|x|)}; MAX keeps NaN. */
-  private static void softplus(long n, MemorySegment x, long xAt, MemorySegment y, long yAt) {
-    for (long i = 0; i < n; i += LANES) {
-      FloatVector v = FloatVector.fromMemorySegment(SPECIES, x, xAt + 4 * i, ORDER);
+  private static void softplus(int n, MemorySegment x, long xAt, MemorySegment y, long yAt) {
+    if (x.getClass() != NATIVE || y.getClass() != NATIVE) {
+      throw SegmentLoops.notStaged();
+    }
+    for (int i = 0; i < n; i += LANES) {
+      FloatVector v = FloatVector.fromMemorySegment(SPECIES, x, xAt + 4L * i, ORDER);
       FloatVector tail = VectorMath.log1pUnit(VectorMath.expUpTo88(v.abs().neg()));
-      v.max(0f).add(tail).intoMemorySegment(y, yAt + 4 * i, ORDER);
+      v.max(0f).add(tail).intoMemorySegment(y, yAt + 4L * i, ORDER);
     }
   }
 
-  private static void softplusGradient(long n, MemorySegment x, long xAt, MemorySegment dy, long dyAt,
+  private static void softplusGradient(int n, MemorySegment x, long xAt, MemorySegment dy, long dyAt,
       MemorySegment dx, long dxAt) {
-    for (long i = 0; i < n; i += LANES) {
-      FloatVector.fromMemorySegment(SPECIES, dy, dyAt + 4 * i, ORDER).mul(sigmoid(FloatVector.fromMemorySegment(SPECIES, x, xAt + 4 * i, ORDER))).intoMemorySegment(dx, dxAt + 4 * i, ORDER);
+    if (x.getClass() != NATIVE || dy.getClass() != NATIVE || dx.getClass() != NATIVE) {
+      throw SegmentLoops.notStaged();
+    }
+    for (int i = 0; i < n; i += LANES) {
+      FloatVector.fromMemorySegment(SPECIES, dy, dyAt + 4L * i, ORDER).mul(sigmoid(FloatVector.fromMemorySegment(SPECIES, x, xAt + 4L * i, ORDER))).intoMemorySegment(dx, dxAt + 4L * i, ORDER);
     }
   }
 
   /** Pass one of GELU: {@code f = t e^{P(t)} / 2}, the part of {@code Phi(-|x|)} besides e^{-x^2/2}. */
-  private static void erfcFactors(long n, MemorySegment x, long xAt, MemorySegment f) {
-    for (long i = 0; i < n; i += LANES) {
-      erfcFactor(FloatVector.fromMemorySegment(SPECIES, x, xAt + 4 * i, ORDER)).intoMemorySegment(f, 4 * i, ORDER);
+  private static void erfcFactors(int n, MemorySegment x, long xAt, MemorySegment f) {
+    if (x.getClass() != NATIVE || f.getClass() != NATIVE) {
+      throw SegmentLoops.notStaged();
+    }
+    for (int i = 0; i < n; i += LANES) {
+      erfcFactor(FloatVector.fromMemorySegment(SPECIES, x, xAt + 4L * i, ORDER)).intoMemorySegment(f, 4L * i, ORDER);
     }
   }
 
   /** Pass two of GELU forward, given pass one's factors f. */
-  private static void gelu(long n, MemorySegment x, long xAt, MemorySegment f, MemorySegment y, long yAt) {
-    for (long i = 0; i < n; i += LANES) {
-      FloatVector v = FloatVector.fromMemorySegment(SPECIES, x, xAt + 4 * i, ORDER);
-      FloatVector cdf = normalCdf(v, FloatVector.fromMemorySegment(SPECIES, f, 4 * i, ORDER), gaussian(v));
-      v.mul(cdf).intoMemorySegment(y, yAt + 4 * i, ORDER);
+  private static void gelu(int n, MemorySegment x, long xAt, MemorySegment f, MemorySegment y, long yAt) {
+    if (x.getClass() != NATIVE || f.getClass() != NATIVE || y.getClass() != NATIVE) {
+      throw SegmentLoops.notStaged();
+    }
+    for (int i = 0; i < n; i += LANES) {
+      FloatVector v = FloatVector.fromMemorySegment(SPECIES, x, xAt + 4L * i, ORDER);
+      FloatVector cdf = normalCdf(v, FloatVector.fromMemorySegment(SPECIES, f, 4L * i, ORDER), gaussian(v));
+      v.mul(cdf).intoMemorySegment(y, yAt + 4L * i, ORDER);
     }
   }
 
   /** Pass two of GELU backward: GELU'(x) = Phi(x) + x phi(x). */
-  private static void geluGradient(long n, MemorySegment x, long xAt, MemorySegment f, MemorySegment dy, long dyAt,
+  private static void geluGradient(int n, MemorySegment x, long xAt, MemorySegment f, MemorySegment dy, long dyAt,
       MemorySegment dx, long dxAt) {
-    for (long i = 0; i < n; i += LANES) {
-      FloatVector v = FloatVector.fromMemorySegment(SPECIES, x, xAt + 4 * i, ORDER);
+    if (x.getClass() != NATIVE || f.getClass() != NATIVE || dy.getClass() != NATIVE || dx.getClass() != NATIVE) {
+      throw SegmentLoops.notStaged();
+    }
+    for (int i = 0; i < n; i += LANES) {
+      FloatVector v = FloatVector.fromMemorySegment(SPECIES, x, xAt + 4L * i, ORDER);
       FloatVector gauss = gaussian(v);
-      FloatVector cdf = normalCdf(v, FloatVector.fromMemorySegment(SPECIES, f, 4 * i, ORDER), gauss);
+      FloatVector cdf = normalCdf(v, FloatVector.fromMemorySegment(SPECIES, f, 4L * i, ORDER), gauss);
       // x phi(x) is below 2^-100 past |x| = 30; clamping there keeps it 0 rather than inf * 0 at x = inf.
       FloatVector slope = v.max(-30f).min(30f).mul(gauss).fma(V_INV_SQRT_2PI, cdf);
-      FloatVector.fromMemorySegment(SPECIES, dy, dyAt + 4 * i, ORDER).mul(slope)
-          .intoMemorySegment(dx, dxAt + 4 * i, ORDER);
+      FloatVector.fromMemorySegment(SPECIES, dy, dyAt + 4L * i, ORDER).mul(slope)
+          .intoMemorySegment(dx, dxAt + 4L * i, ORDER);
     }
   }
 
   /** {@code x sigmoid(2t)}, equal to {@code x (1 + tanh t) / 2}. */
-  private static void geluTanh(long n, MemorySegment x, long xAt, MemorySegment y, long yAt) {
-    for (long i = 0; i < n; i += LANES) {
-      FloatVector v = FloatVector.fromMemorySegment(SPECIES, x, xAt + 4 * i, ORDER);
-      v.mul(sigmoid(geluTanhArgument(v).mul(2f))).intoMemorySegment(y, yAt + 4 * i, ORDER);
+  private static void geluTanh(int n, MemorySegment x, long xAt, MemorySegment y, long yAt) {
+    if (x.getClass() != NATIVE || y.getClass() != NATIVE) {
+      throw SegmentLoops.notStaged();
+    }
+    for (int i = 0; i < n; i += LANES) {
+      FloatVector v = FloatVector.fromMemorySegment(SPECIES, x, xAt + 4L * i, ORDER);
+      v.mul(sigmoid(geluTanhArgument(v).mul(2f))).intoMemorySegment(y, yAt + 4L * i, ORDER);
     }
   }
 
@@ -560,28 +641,37 @@ public final class Activation {
    * of line (NodeCountInliningCutoff, read with -XX:+PrintInlining) and boxed its vectors, 16 bytes
    * per element (measured, 16 MB per 2^20-float backward on an AVX2 machine).
    */
-  private static void geluTanhSigmoids(long n, MemorySegment x, long xAt, MemorySegment s) {
-    for (long i = 0; i < n; i += LANES) {
-      FloatVector v = FloatVector.fromMemorySegment(SPECIES, x, xAt + 4 * i, ORDER);
-      sigmoid(geluTanhArgument(v).mul(2f)).intoMemorySegment(s, 4 * i, ORDER);
+  private static void geluTanhSigmoids(int n, MemorySegment x, long xAt, MemorySegment s) {
+    if (x.getClass() != NATIVE || s.getClass() != NATIVE) {
+      throw SegmentLoops.notStaged();
+    }
+    for (int i = 0; i < n; i += LANES) {
+      FloatVector v = FloatVector.fromMemorySegment(SPECIES, x, xAt + 4L * i, ORDER);
+      sigmoid(geluTanhArgument(v).mul(2f)).intoMemorySegment(s, 4L * i, ORDER);
     }
   }
 
   /** Pass two of GELU_TANH backward, given pass one's sigmoids s. */
-  private static void geluTanhGradient(long n, MemorySegment x, long xAt, MemorySegment s, MemorySegment dy,
+  private static void geluTanhGradient(int n, MemorySegment x, long xAt, MemorySegment s, MemorySegment dy,
       long dyAt, MemorySegment dx, long dxAt) {
-    for (long i = 0; i < n; i += LANES) {
-      FloatVector v = FloatVector.fromMemorySegment(SPECIES, x, xAt + 4 * i, ORDER);
-      FloatVector slope = geluTanhSlope(v, FloatVector.fromMemorySegment(SPECIES, s, 4 * i, ORDER));
-      FloatVector.fromMemorySegment(SPECIES, dy, dyAt + 4 * i, ORDER).mul(slope)
-          .intoMemorySegment(dx, dxAt + 4 * i, ORDER);
+    if (x.getClass() != NATIVE || s.getClass() != NATIVE || dy.getClass() != NATIVE || dx.getClass() != NATIVE) {
+      throw SegmentLoops.notStaged();
+    }
+    for (int i = 0; i < n; i += LANES) {
+      FloatVector v = FloatVector.fromMemorySegment(SPECIES, x, xAt + 4L * i, ORDER);
+      FloatVector slope = geluTanhSlope(v, FloatVector.fromMemorySegment(SPECIES, s, 4L * i, ORDER));
+      FloatVector.fromMemorySegment(SPECIES, dy, dyAt + 4L * i, ORDER).mul(slope)
+          .intoMemorySegment(dx, dxAt + 4L * i, ORDER);
     }
   }
 
-  private static void step(long n, MemorySegment x, long xAt, MemorySegment y, long yAt) {
-    for (long i = 0; i < n; i += LANES) {
-      VectorMask<Float> positive = FloatVector.fromMemorySegment(SPECIES, x, xAt + 4 * i, ORDER).compare(VectorOperators.GT, 0f);
-      FloatVector.zero(SPECIES).blend(1f, positive).intoMemorySegment(y, yAt + 4 * i, ORDER);
+  private static void step(int n, MemorySegment x, long xAt, MemorySegment y, long yAt) {
+    if (x.getClass() != NATIVE || y.getClass() != NATIVE) {
+      throw SegmentLoops.notStaged();
+    }
+    for (int i = 0; i < n; i += LANES) {
+      VectorMask<Float> positive = FloatVector.fromMemorySegment(SPECIES, x, xAt + 4L * i, ORDER).compare(VectorOperators.GT, 0f);
+      FloatVector.zero(SPECIES).blend(1f, positive).intoMemorySegment(y, yAt + 4L * i, ORDER);
     }
   }
 

@@ -47,16 +47,17 @@ final class SegmentLoops {
   static final Class<?> NATIVE = MemorySegment.NULL.getClass();
 
   /**
-   * Whether all of {@code segments} are plain native segments, the only kind the kernels' vector
-   * loops accept (see {@link #NATIVE}); callers stage others through native memory.
+   * Whether a and b (each null or a segment) are plain native segments, the only kind the
+   * kernels' vector loops accept (see {@link #NATIVE}); callers stage others through native memory.
+   * Fixed arities rather than varargs, whose array a call in a loop would allocate.
    */
-  static boolean allNative(MemorySegment... segments) {
-    for (MemorySegment s : segments) {
-      if (s != null && s.getClass() != NATIVE) {
-        return false;
-      }
-    }
-    return true;
+  static boolean allNative(MemorySegment a, MemorySegment b) {
+    return (a == null || a.getClass() == NATIVE) && (b == null || b.getClass() == NATIVE);
+  }
+
+  /** {@link #allNative(MemorySegment, MemorySegment)} for three segments. */
+  static boolean allNative(MemorySegment a, MemorySegment b, MemorySegment c) {
+    return allNative(a, b) && (c == null || c.getClass() == NATIVE);
   }
 
   /**

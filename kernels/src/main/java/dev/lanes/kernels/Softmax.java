@@ -17,7 +17,9 @@ import jdk.incubator.vector.VectorSpecies;
  *
  * <h2>Layout</h2>
  * Rows are contiguous: element (r, i) of a matrix X is float {@code xOffset + r*cols + i} of its
- * segment or array. Outputs may be the inputs (in place).
+ * segment or array. Outputs may be the inputs (in place). Native segments (from an {@code Arena})
+ * are the fast path; arrays, heap segments and mapped files are copied into native memory for the
+ * call and the output copied back, with the same results to the bit.
  *
  * <h2>Numerics</h2>
  * The row maximum m is subtracted before exponentiating, so logits up to ±1e30 neither overflow nor

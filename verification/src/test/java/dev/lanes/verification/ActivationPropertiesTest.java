@@ -1,5 +1,6 @@
 package dev.lanes.verification;
 
+import static java.lang.foreign.ValueLayout.JAVA_FLOAT;
 import static org.junit.jupiter.api.Assertions.assertArrayEquals;
 import static org.junit.jupiter.api.Assertions.assertThrows;
 import static org.junit.jupiter.api.Assertions.assertTrue;
@@ -7,6 +8,8 @@ import static org.junit.jupiter.api.Assertions.assertTrue;
 import dev.lanes.kernels.Activation;
 import dev.lanes.kernels.Parallelism;
 import dev.lanes.kernels.reference.ActivationReference;
+import java.lang.foreign.Arena;
+import java.lang.foreign.MemorySegment;
 import java.util.EnumSet;
 import java.util.List;
 import java.util.Set;
@@ -258,6 +261,40 @@ class ActivationPropertiesTest {
             if (f.function() != Activation.Function.STEP) {
               f.backward(n, x, 0, dy, 0, dx, 0, Parallelism.threads(threads));
               assertArrayEquals(oneDx, dx, f + " backward, n = " + n + ", threads = " + threads);
+            }
+          }
+        });
+  }
+
+  /**
+   * The loops take plain native memory only; arrays and heap segments pass through a per-thread
+   * native stage a chunk (4096 floats) at a time. Both routes run the same loops on the same
+   * floats, so they must agree bit for bit: lengths cross chunk boundaries and end in tails,
+   * native operands sit at a random float offset, and the native backward also runs in place.
+   */
+  @Test
+  void heapAndNativeMemoryGiveTheSameBits() {
+    Gen<Activation> functions = SourceDSL.integers().between(0, ALL.size() - 1).map(ALL::get);
+    Properties.qt(60).forAll(functions, SourceDSL.integers().between(0, 13_000), SourceDSL.integers().between(0, 9),
+        SourceDSL.longs().all()).checkAssert((f, n, offset, seed) -> {
+          Case c = new Case(f, n, 8, true, seed);
+          float[] x = c.x();
+          float[] y = new float[n];
+          f.forward(n, x, 0, y, 0, Parallelism.threads(1));
+          try (Arena arena = Arena.ofConfined()) {
+            MemorySegment xs = arena.allocate(4L * (n + offset), 64);
+            MemorySegment.copy(x, 0, xs, JAVA_FLOAT, 4L * offset, n);
+            MemorySegment ys = arena.allocate(4L * (n + offset), 64);
+            f.forward(n, xs, offset, ys, offset, Parallelism.threads(1));
+            assertArrayEquals(y, ys.asSlice(4L * offset).toArray(JAVA_FLOAT), f + " forward, n = " + n);
+            if (f.function() != Activation.Function.STEP) {
+              float[] dy = c.dy();
+              float[] dx = new float[n];
+              f.backward(n, x, 0, dy, 0, dx, 0, Parallelism.threads(1));
+              MemorySegment dys = arena.allocate(4L * (n + offset), 64);
+              MemorySegment.copy(dy, 0, dys, JAVA_FLOAT, 4L * offset, n);
+              f.backward(n, xs, offset, dys, offset, dys, offset, Parallelism.threads(1));
+              assertArrayEquals(dx, dys.asSlice(4L * offset).toArray(JAVA_FLOAT), f + " backward in place, n = " + n);
             }
           }
         });
