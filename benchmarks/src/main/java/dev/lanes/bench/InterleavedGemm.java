@@ -27,12 +27,15 @@ import picocli.CommandLine.Option;
  * takes the best call of each over the same seconds, and the table gives each round's ratio and
  * their median.
  *
- * <p>One thread only: after a call OpenBLAS's worker threads keep spinning for a while, and with
- * two threads they then take the second core from Lanes' next call (measured: Lanes' two-thread
- * 1024^3 product fell from about 80 to 55 GFLOPS when alternated with OpenBLAS's).
+ * <p>On more than one thread ({@code --threads 2}) every call is followed by a pause
+ * ({@code --pause-ms}, 150 by default there). Without it OpenBLAS's worker threads, which keep
+ * spinning for a while after a call, took the second core from Lanes' next call (measured: Lanes'
+ * two-thread 1024^3 product fell from about 80 to 55 GFLOPS when alternated with OpenBLAS's).
+ * Lanes' workers spin briefly too, so both libraries get the pause; each then pays for waking its
+ * parked workers, a few microseconds against calls of milliseconds at the default sizes.
  */
 @Command(name = "interleaved", mixinStandardHelpOptions = true,
-    description = "Lanes vs OpenBLAS SGEMM (one thread), alternating call by call in one JVM; "
+    description = "Lanes vs OpenBLAS SGEMM, alternating call by call in one JVM; "
         + "prints each round's ratio and the median.")
 final class InterleavedGemm implements Callable<Integer> {
   @Option(names = "--sizes", split = ",", defaultValue = "256,512,1024,2048",
@@ -46,16 +49,26 @@ final class InterleavedGemm implements Callable<Integer> {
       + "(default: ${DEFAULT-VALUE}).")
   double seconds;
 
+  @Option(names = "--threads", defaultValue = "1", description = "Threads for both libraries (default: ${DEFAULT-VALUE}).")
+  int threads;
+
+  @Option(names = "--pause-ms", description = "Pause after every call, so that neither library's "
+      + "spinning workers slow the other's next call (default: 0 on one thread, 150 on more).")
+  Integer pauseMs;
+
   @Override
-  public Integer call() {
-    openblas_nolapack.blas_set_num_threads(1);
-    Parallelism one = Parallelism.threads(1);
+  public Integer call() throws InterruptedException {
+    openblas_nolapack.blas_set_num_threads(threads);
+    Parallelism parallelism = Parallelism.threads(threads);
+    long pause = pauseMs != null ? pauseMs : threads == 1 ? 0 : 150;
+    System.out.printf(Locale.ROOT, "%d thread(s), %d ms pause after each call%n", threads, pause);
     System.out.println("size  round   Lanes GF/s  OpenBLAS GF/s  ratio");
     for (int n : sizes) {
-      try (Arena arena = Arena.ofConfined()) {
+      // Shared, not confined: Lanes runs a call on one thread when a worker could not touch the segments.
+      try (Arena arena = Arena.ofShared()) {
         Operands ops = new Operands(arena, n);
         double flops = 2.0 * n * n * n;
-        int calls = (int) Math.max(3, Math.min(1000, seconds * 5e10 / flops));
+        int calls = (int) Math.max(3, Math.min(pause > 0 ? 6 : 1000, seconds * 5e10 * threads / flops));
         double[] ratios = new double[rounds];
         // The first round warms both up (JIT, page faults); it is printed but not counted.
         for (int round = 0; round <= rounds; round++) {
@@ -63,11 +76,13 @@ final class InterleavedGemm implements Callable<Integer> {
           long blas = Long.MAX_VALUE;
           for (int c = 0; c < calls; c++) {
             long t = System.nanoTime();
-            ops.lanes(one);
+            ops.lanes(parallelism);
             lanes = Math.min(lanes, System.nanoTime() - t);
+            Thread.sleep(pause);
             t = System.nanoTime();
             ops.openblas();
             blas = Math.min(blas, System.nanoTime() - t);
+            Thread.sleep(pause);
           }
           double ratio = (double) blas / lanes;
           if (round > 0) {
