@@ -59,10 +59,10 @@ final class VectorMath {
    * blend (2 of about 21 vector instructions); NaN still gives NaN.
    */
   static FloatVector expNonPositive(FloatVector x) {
-    FloatVector shifted = shiftedMultipleOfLn2(x);
-    FloatVector r = remainder(x, shifted.sub(V_ROUNDING));
+    FloatVector n = nearestMultipleOfLn2(x);
+    FloatVector r = remainder(x, n);
     FloatVector p = r.fma(E7, E6).fma(r, E5).fma(r, E4).fma(r, E3).fma(r, E2).fma(r, E1).fma(r, E0);
-    FloatVector e = p.mul(powerOfTwo(shifted));
+    FloatVector e = p.mul(powerOfTwo(n));
     return e.blend(0f, x.compare(VectorOperators.LT, UNDERFLOW));
   }
 
@@ -82,21 +82,17 @@ final class VectorMath {
    * {@code |2^n q| <= 0.21}, so q's error counts at most 0.72 times: {@code 2.5u + 2u}. 5u is stated.
    */
   static FloatVector expm1NonPositive(FloatVector x) {
-    FloatVector shifted = shiftedMultipleOfLn2(x);
-    FloatVector r = remainder(x, shifted.sub(V_ROUNDING));
+    FloatVector n = nearestMultipleOfLn2(x);
+    FloatVector r = remainder(x, n);
     FloatVector q = r.fma(E8, E7).fma(r, E6).fma(r, E5).fma(r, E4).fma(r, E3).fma(r, E2).fma(r, E1).mul(r);
-    FloatVector scale = powerOfTwo(shifted);
+    FloatVector scale = powerOfTwo(n);
     FloatVector m = q.fma(scale, scale.sub(E0));
     return m.blend(-1f, x.compare(VectorOperators.LT, UNDERFLOW));
   }
 
-  /**
-   * {@code 1.5 * 2^23 + n} with n = round(x log2 e), the range reduction of the exponentials: in
-   * [2^23, 2^24) a float's ulp is 1, so the FMA rounds x log2 e to the nearest integer n, and
-   * subtracting 1.5 * 2^23 again gives n exactly (for |n| < 2^22).
-   */
-  private static FloatVector shiftedMultipleOfLn2(FloatVector x) {
-    return x.fma(V_LOG2E, V_ROUNDING);
+  /** n = round(x log2 e), as a float (the range reduction of the exponentials). */
+  private static FloatVector nearestMultipleOfLn2(FloatVector x) {
+    return x.fma(V_LOG2E, V_ROUNDING).sub(V_ROUNDING);
   }
 
   /** {@code r = x - n ln2} in two FMAs, the first exact (see {@link #expUpTo88}). */
@@ -105,20 +101,10 @@ final class VectorMath {
     return n.fma(V_MINUS_LN2_C2, n.fma(V_MINUS_LN2_C1, x));
   }
 
-  /**
-   * {@code 2^n} for n in [-126, 127], from {@code shifted = 1.5 * 2^23 + n}
-   * ({@link #shiftedMultipleOfLn2}), built in the exponent field.
-   *
-   * <p>Why from the bits of {@code shifted} rather than by converting n to int: shifted's bits are
-   * {@code 0x4B400000 + n}, and shifting them left by 23 drops the 0x4B400000 (its lowest set bit
-   * is bit 22), leaving {@code n << 23}, modulo 2^32 as the int arithmetic of a conversion would
-   * be. Java's float-to-int conversion, by contrast, must map NaN to 0 and saturate, which C2 does
-   * with a compare, a test and a branch around two blends after the {@code vcvttps2dq}: 4 of the
-   * about 45 instructions per vector of the softmax's exponential loop (read in its disassembly).
-   */
-  private static FloatVector powerOfTwo(FloatVector shifted) {
-    return shifted.reinterpretAsInts().lanewise(VectorOperators.LSHL, 23).add(V_EXPONENT_BIAS)
-        .reinterpretAsFloats();
+  /** {@code 2^n} built in the exponent field, for integral n in [-126, 127]. */
+  private static FloatVector powerOfTwo(FloatVector n) {
+    IntVector exponent = (IntVector) n.convert(VectorOperators.F2I, 0);
+    return exponent.add(127).lanewise(VectorOperators.LSHL, 23).reinterpretAsFloats();
   }
 
   /**
@@ -147,8 +133,6 @@ final class VectorMath {
    */
   private static final FloatVector V_LOG2E = all(LOG2E);
   private static final FloatVector V_ROUNDING = all(ROUNDING);
-  /** 127 in a float's exponent field: {@code 1.0f}'s bits. */
-  private static final IntVector V_EXPONENT_BIAS = IntVector.broadcast(SPECIES.withLanes(int.class), 127 << 23);
   private static final FloatVector V_MINUS_LN2_C1 = all(-LN2_C1);
   private static final FloatVector V_MINUS_LN2_C2 = all(-LN2_C2);
   /** Taylor coefficients of e^r, 1/k!. */
