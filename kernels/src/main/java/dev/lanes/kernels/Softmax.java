@@ -17,9 +17,7 @@ import jdk.incubator.vector.VectorSpecies;
  *
  * <h2>Layout</h2>
  * Rows are contiguous: element (r, i) of a matrix X is float {@code xOffset + r*cols + i} of its
- * segment or array. Outputs may be the inputs (in place). Native segments (from an {@code Arena})
- * are the fast path; arrays, heap segments and mapped files are copied into native memory for the
- * call and the output copied back, with the same results to the bit.
+ * segment or array. Outputs may be the inputs (in place).
  *
  * <h2>Numerics</h2>
  * The row maximum m is subtracted before exponentiating, so logits up to ±1e30 neither overflow nor
@@ -45,8 +43,6 @@ public final class Softmax {
   private static final VectorSpecies<Float> SPECIES = FloatLanes.SPECIES;
   private static final int LANES = SPECIES.length();
   private static final ByteOrder ORDER = ByteOrder.nativeOrder();
-  /** Every loop below starts by testing its segments against this: see SegmentLoops.NATIVE. */
-  private static final Class<?> NATIVE = SegmentLoops.NATIVE;
 
   private Softmax() {}
 
@@ -200,21 +196,6 @@ public final class Softmax {
     checkLoss(rows, cols, logits, logitsOffset, dlogits, dlogitsOffset);
     Checks.readable(targets, "targets");
     Checks.extent("targets", targetsOffset, rows, cols, Math.max(1, cols), Checks.floats(targets));
-    if (!SegmentLoops.allNative(logits, targets, dlogits)) {
-      // Through native copies, as Rows.invoke does.
-      long bytes = 4L * rows * cols;
-      try (Arena arena = Arena.ofShared()) {
-        MemorySegment nativeLogits = SegmentLoops.nativeCopy(arena, logits, 4 * logitsOffset, bytes);
-        MemorySegment nativeTargets = SegmentLoops.nativeCopy(arena, targets, 4 * targetsOffset, bytes);
-        MemorySegment nativeD = dlogits == null ? null : SegmentLoops.nativeRoom(arena, dlogits, bytes);
-        float loss = crossEntropyProbabilities(rows, cols, nativeLogits, nativeLogits == logits ? logitsOffset : 0,
-            nativeTargets, nativeTargets == targets ? targetsOffset : 0, nativeD, nativeD == dlogits ? dlogitsOffset : 0);
-        if (nativeD != dlogits) {
-          MemorySegment.copy(nativeD, 0, dlogits, 4 * dlogitsOffset, bytes);
-        }
-        return loss;
-      }
-    }
     double total = 0;
     for (int r = 0; r < rows; r++) {
       long row = (long) r * cols;
@@ -333,7 +314,7 @@ public final class Softmax {
 
     void run(Parallelism parallelism) {
       try {
-        invoke(parallelism);
+        parallelism.invoke(this, parts(parallelism));
       } finally {
         clear();
       }
@@ -345,7 +326,7 @@ public final class Softmax {
         losses = new double[rows];
       }
       try {
-        invoke(parallelism);
+        parallelism.invoke(this, parts(parallelism));
         double total = 0;
         for (int r = 0; r < rows; r++) {
           total += losses[r];
@@ -353,40 +334,6 @@ public final class Softmax {
         return total;
       } finally {
         clear();
-      }
-    }
-
-    /**
-     * Runs the rows; heap and mapped segments through native copies, since the row loops take only
-     * plain native memory (see {@link SegmentLoops#NATIVE}): their floats are copied in, the
-     * output is computed into native room and then copied to its place.
-     */
-    private void invoke(Parallelism parallelism) {
-      MemorySegment floatAux = op == CROSS_ENTROPY ? null : aux;
-      if (SegmentLoops.allNative(in, floatAux, out)) {
-        parallelism.invoke(this, parts(parallelism));
-        return;
-      }
-      long bytes = 4L * rows * cols;
-      MemorySegment target = out;
-      try (Arena arena = Arena.ofShared()) {
-        MemorySegment nativeIn = SegmentLoops.nativeCopy(arena, in, 4 * inOffset, bytes);
-        inOffset = nativeIn == in ? inOffset : 0;
-        in = nativeIn;
-        if (floatAux != null) {
-          MemorySegment nativeAux = SegmentLoops.nativeCopy(arena, aux, 4 * auxOffset, bytes);
-          auxOffset = nativeAux == aux ? auxOffset : 0;
-          aux = nativeAux;
-        }
-        long targetOffset = outOffset;
-        if (out != null) {
-          out = SegmentLoops.nativeRoom(arena, out, bytes);
-          outOffset = out == target ? outOffset : 0;
-        }
-        parallelism.invoke(this, parts(parallelism));
-        if (out != target) {
-          MemorySegment.copy(out, 0, target, 4 * targetOffset, bytes);
-        }
       }
     }
 
@@ -489,9 +436,6 @@ public final class Softmax {
    * grouping, since that MAX is associative and commutative.
    */
   private static float maxOf(int n, MemorySegment x, long xAt) {
-    if (x.getClass() != NATIVE) {
-      throw SegmentLoops.notStaged();
-    }
     FloatVector m0 = FloatVector.broadcast(SPECIES, Float.NEGATIVE_INFINITY);
     FloatVector m1 = m0;
     FloatVector m2 = m0;
@@ -513,16 +457,15 @@ public final class Softmax {
 
   /**
    * {@code sum_i exp(x_i - m)}, also storing the exponentials in {@code out} unless it is null.
-   * The row's whole vectors and its staged tail go through the same loops, so the exponential has
-   * one call site per loop (a second one, cold, in the same method was not inlined and boxed its
-   * vectors: 190 B per row).
+   * The row's whole vectors and its staged tail go through the same loop, so the exponential has
+   * one call site (a second one, cold, was not inlined and boxed its vectors: 190 B per row).
    */
   private static float expSum(int cols, MemorySegment x, long xAt, float m, MemorySegment out, long outAt) {
     int whole = cols - cols % LANES;
-    float sum = out == null ? expSumOf(whole, x, xAt, m) : storeExpSumOf(whole, x, xAt, m, out, outAt);
+    float sum = expSumOf(whole, x, xAt, m, out, outAt);
     if (whole < cols) {
       MemorySegment stage = stage(x, xAt + 4L * whole, cols - whole);
-      sum += storeExpSumOf(LANES, stage, 0, m, stage, 4L * LANES);
+      sum += expSumOf(LANES, stage, 0, m, stage, 4L * LANES);
       if (out != null) {
         MemorySegment.copy(stage, 4L * LANES, out, outAt + 4L * whole, 4L * (cols - whole));
       }
@@ -530,36 +473,16 @@ public final class Softmax {
     return sum;
   }
 
-  /**
-   * {@code sum exp(x_i - m)} over n floats, n a multiple of LANES, with the exponentials into out.
-   *
-   * <p>Two loops, this one and {@link #expSumOf}, rather than one with an {@code out != null}
-   * test, so that neither tests per vector and both index slices from 0 (a null out has nothing to
-   * slice; see {@link SegmentLoops#floats}).
-   */
-  private static float storeExpSumOf(int n, MemorySegment x, long xAt, float m, MemorySegment out, long outAt) {
-    if (x.getClass() != NATIVE || out.getClass() != NATIVE) {
-      throw SegmentLoops.notStaged();
-    }
+  /** {@code sum exp(x_i - m)} over n floats, n a multiple of LANES; exponentials into out if not null. */
+  private static float expSumOf(int n, MemorySegment x, long xAt, float m, MemorySegment out, long outAt) {
     FloatVector vm = FloatVector.broadcast(SPECIES, m);
     FloatVector sum = FloatVector.zero(SPECIES);
     for (int i = 0; i < n; i += LANES) {
       FloatVector e = VectorMath.expNonPositive(FloatVector.fromMemorySegment(SPECIES, x, xAt + 4L * i, ORDER).sub(vm));
-      e.intoMemorySegment(out, outAt + 4L * i, ORDER);
+      if (out != null) {
+        e.intoMemorySegment(out, outAt + 4L * i, ORDER);
+      }
       sum = sum.add(e);
-    }
-    return FloatLanes.sum(sum);
-  }
-
-  /** {@link #storeExpSumOf} without storing: the sum alone, for log-softmax and the loss alone. */
-  private static float expSumOf(int n, MemorySegment x, long xAt, float m) {
-    if (x.getClass() != NATIVE) {
-      throw SegmentLoops.notStaged();
-    }
-    FloatVector vm = FloatVector.broadcast(SPECIES, m);
-    FloatVector sum = FloatVector.zero(SPECIES);
-    for (int i = 0; i < n; i += LANES) {
-      sum = sum.add(VectorMath.expNonPositive(FloatVector.fromMemorySegment(SPECIES, x, xAt + 4L * i, ORDER).sub(vm)));
     }
     return FloatLanes.sum(sum);
   }
@@ -570,9 +493,6 @@ public final class Softmax {
    * the class comment already covers for n >= 2 (for n = 1 the result is exactly 1).
    */
   private static void divide(int cols, MemorySegment out, long outAt, float s) {
-    if (out.getClass() != NATIVE) {
-      throw SegmentLoops.notStaged();
-    }
     int whole = cols - cols % LANES;
     float reciprocal = 1f / s;
     FloatVector vr = FloatVector.broadcast(SPECIES, reciprocal);
@@ -590,9 +510,6 @@ public final class Softmax {
   /** {@code out_i = (x_i - m) - logSum}; the tail one float at a time, rounded as a lane is. */
   private static void shiftLog(int cols, MemorySegment x, long xAt, float m, float logSum, MemorySegment out,
       long outAt) {
-    if (x.getClass() != NATIVE || out.getClass() != NATIVE) {
-      throw SegmentLoops.notStaged();
-    }
     int whole = cols - cols % LANES;
     FloatVector vm = FloatVector.broadcast(SPECIES, m);
     FloatVector vl = FloatVector.broadcast(SPECIES, logSum);
@@ -619,9 +536,6 @@ public final class Softmax {
 
   /** {@code sum_i a_i b_i}. */
   private static float dot(int cols, MemorySegment a, long aAt, MemorySegment b, long bAt) {
-    if (a.getClass() != NATIVE || b.getClass() != NATIVE) {
-      throw SegmentLoops.notStaged();
-    }
     int whole = cols - cols % LANES;
     FloatVector acc = FloatVector.zero(SPECIES);
     for (int i = 0; i < whole; i += LANES) {
@@ -638,9 +552,6 @@ public final class Softmax {
 
   /** {@code sum_i a_i}. */
   private static float sum(int cols, MemorySegment a, long aAt) {
-    if (a.getClass() != NATIVE) {
-      throw SegmentLoops.notStaged();
-    }
     int whole = cols - cols % LANES;
     FloatVector acc = FloatVector.zero(SPECIES);
     for (int i = 0; i < whole; i += LANES) {
@@ -656,9 +567,6 @@ public final class Softmax {
   /** {@code dx_i = y_i (dy_i - dot)}. */
   private static void scaledDifference(int cols, MemorySegment y, long yAt, MemorySegment dy, long dyAt, float dot,
       MemorySegment dx, long dxAt) {
-    if (y.getClass() != NATIVE || dy.getClass() != NATIVE || dx.getClass() != NATIVE) {
-      throw SegmentLoops.notStaged();
-    }
     int whole = cols - cols % LANES;
     FloatVector vdot = FloatVector.broadcast(SPECIES, dot);
     for (int i = 0; i < whole; i += LANES) {
@@ -677,9 +585,6 @@ public final class Softmax {
   /** {@code dx_i = dy_i - exp(z_i) sum}, as one fused multiply-add; masked steps, as in {@link #expSum}. */
   private static void minusProbabilityTimes(int cols, MemorySegment z, long zAt, MemorySegment dy, long dyAt,
       float sum, MemorySegment dx, long dxAt) {
-    if (z.getClass() != NATIVE || dy.getClass() != NATIVE || dx.getClass() != NATIVE) {
-      throw SegmentLoops.notStaged();
-    }
     FloatVector vsum = FloatVector.broadcast(SPECIES, sum);
     for (int i = 0; i < cols; i += LANES) {
       VectorMask<Float> lanes = SPECIES.indexInRange(i, cols);
@@ -691,9 +596,6 @@ public final class Softmax {
 
   /** {@code sum_i t_i (m - x_i)}. */
   private static float weightedGap(int cols, MemorySegment t, long tAt, MemorySegment x, long xAt, float m) {
-    if (t.getClass() != NATIVE || x.getClass() != NATIVE) {
-      throw SegmentLoops.notStaged();
-    }
     int whole = cols - cols % LANES;
     FloatVector vm = FloatVector.broadcast(SPECIES, m);
     FloatVector acc = FloatVector.zero(SPECIES);
@@ -711,9 +613,6 @@ public final class Softmax {
 
   /** {@code d_i = e_i a - t_i b}, in place over the exponentials e in d. */
   private static void scaledMinus(int cols, MemorySegment d, long dAt, float a, MemorySegment t, long tAt, float b) {
-    if (d.getClass() != NATIVE || t.getClass() != NATIVE) {
-      throw SegmentLoops.notStaged();
-    }
     int whole = cols - cols % LANES;
     FloatVector va = FloatVector.broadcast(SPECIES, a);
     FloatVector vb = FloatVector.broadcast(SPECIES, -b);

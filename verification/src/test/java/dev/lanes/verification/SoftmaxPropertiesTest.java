@@ -158,9 +158,9 @@ class SoftmaxPropertiesTest {
   }
 
   /**
-   * The kernels' row loops take plain native memory only; heap segments (and float[] arrays) go
-   * through native copies (Softmax's Rows.invoke). Both routes run the same loops on the same
-   * floats, so they must agree bit for bit; native operands sit at a random float offset.
+   * Heap segments (and float[] arrays) and native memory at any offset, also mixed in one call,
+   * run the same row loops on the same floats, so they must agree bit for bit; native operands
+   * sit at a random float offset.
    */
   @Test
   void heapAndNativeSegmentsGiveTheSameBits() {
