@@ -2,7 +2,6 @@ package dev.lanes.kernels;
 
 import static java.lang.foreign.ValueLayout.JAVA_FLOAT_UNALIGNED;
 
-import java.lang.foreign.Arena;
 import java.lang.foreign.MemorySegment;
 import java.nio.ByteOrder;
 import jdk.incubator.vector.FloatVector;
@@ -60,25 +59,6 @@ final class SegmentLoops {
   /** {@link #allNative(MemorySegment, MemorySegment)} for three segments. */
   static boolean allNative(MemorySegment a, MemorySegment b, MemorySegment c) {
     return allNative(a, b) && (c == null || c.getClass() == NATIVE);
-  }
-
-  /**
-   * {@code segment} if it is plain native memory, else a copy from {@code arena} of its
-   * {@code bytes} bytes from byte {@code at}, which then start at byte 0 (the caller resets its
-   * offset when the result is not {@code segment}).
-   */
-  static MemorySegment nativeCopy(Arena arena, MemorySegment segment, long at, long bytes) {
-    if (segment.getClass() == NATIVE) {
-      return segment;
-    }
-    MemorySegment copy = arena.allocate(bytes, 64);
-    MemorySegment.copy(segment, at, copy, 0, bytes);
-    return copy;
-  }
-
-  /** {@code segment} if it is plain native memory, else fresh native room from {@code arena} for {@code bytes}. */
-  static MemorySegment nativeRoom(Arena arena, MemorySegment segment, long bytes) {
-    return segment.getClass() == NATIVE ? segment : arena.allocate(bytes, 64);
   }
 
   /** The failure of a loop handed a segment its caller should have staged: a bug in Lanes. */

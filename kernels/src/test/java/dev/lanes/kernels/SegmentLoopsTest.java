@@ -1,20 +1,18 @@
 package dev.lanes.kernels;
 
-import static org.junit.jupiter.api.Assertions.assertEquals;
 import static org.junit.jupiter.api.Assertions.assertFalse;
 import static org.junit.jupiter.api.Assertions.assertSame;
 import static org.junit.jupiter.api.Assertions.assertTrue;
 
 import java.lang.foreign.Arena;
 import java.lang.foreign.MemorySegment;
-import java.lang.foreign.ValueLayout;
 import org.junit.jupiter.api.Test;
 
 /**
- * The native-memory fast path of the softmax and activation loops rests on one fact of the JDK:
+ * The native-memory fast path of the activation loops rests on one fact of the JDK:
  * every kind of arena hands out segments of the one class that {@link SegmentLoops#NATIVE} names.
  * If a JDK split that class, native calls would silently take the staged (copying) path, which
- * the bitwise heap-versus-native properties cannot notice; this test would.
+ * the bitwise heap-versus-native property cannot notice; this test would.
  */
 class SegmentLoopsTest {
   @Test
@@ -30,18 +28,13 @@ class SegmentLoopsTest {
   }
 
   @Test
-  void heapSegmentsAreStaged() {
+  void heapSegmentsAreNot() {
     MemorySegment heap = MemorySegment.ofArray(new float[] {1f, 2f, 3f, 4f});
     try (Arena arena = Arena.ofConfined()) {
       MemorySegment plain = arena.allocate(16);
       assertFalse(SegmentLoops.allNative(plain, heap));
       assertFalse(SegmentLoops.allNative(heap, null, plain));
-      assertSame(plain, SegmentLoops.nativeCopy(arena, plain, 0, 16), "native memory is used as it is");
-      MemorySegment copy = SegmentLoops.nativeCopy(arena, heap, 4, 8);
-      assertSame(SegmentLoops.NATIVE, copy.getClass());
-      assertEquals(2f, copy.get(ValueLayout.JAVA_FLOAT, 0));
-      assertEquals(3f, copy.get(ValueLayout.JAVA_FLOAT, 4));
-      assertSame(SegmentLoops.NATIVE, SegmentLoops.nativeRoom(arena, heap, 8).getClass());
+      assertTrue(SegmentLoops.allNative(plain, null));
     }
   }
 }
