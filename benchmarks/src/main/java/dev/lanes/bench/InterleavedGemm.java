@@ -7,7 +7,6 @@ import java.lang.foreign.Arena;
 import java.lang.foreign.MemorySegment;
 import java.lang.foreign.ValueLayout;
 import java.nio.ByteOrder;
-import java.util.Arrays;
 import java.util.Locale;
 import java.util.SplittableRandom;
 import java.util.concurrent.Callable;
@@ -91,10 +90,7 @@ final class InterleavedGemm implements Callable<Integer> {
           System.out.printf(Locale.ROOT, "%4d  %5s  %11.1f  %13.1f  %5.2f%n", n, round == 0 ? "warm" : "" + round,
               flops / lanes, flops / blas, ratio);
         }
-        double[] sorted = ratios.clone();
-        Arrays.sort(sorted);
-        System.out.printf(Locale.ROOT, "%4d  median ratio %.2f (rounds %.2f to %.2f)%n", n, sorted[rounds / 2],
-            sorted[0], sorted[rounds - 1]);
+        System.out.printf(Locale.ROOT, "%4d  median %s%n", n, RoundRatios.summary(ratios));
       }
     }
     System.out.println("ratio = Lanes GFLOPS / OpenBLAS GFLOPS, best call of each in the same round.");

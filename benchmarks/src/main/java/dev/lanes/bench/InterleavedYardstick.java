@@ -79,10 +79,8 @@ final class InterleavedYardstick implements Callable<Integer> {
         setup.tearDown().run();
       }
       for (int i = 0; i < kernels; i++) {
-        double[] sorted = ratios[i].clone();
-        Arrays.sort(sorted);
-        System.out.printf(Locale.ROOT, "%-12s %7d  median %-16s ratio %.2f (rounds %.2f to %.2f) vs %s%n", kernel, t,
-            ops.get(i).name(), sorted[rounds / 2], sorted[0], sorted[rounds - 1], gemm.name());
+        System.out.printf(Locale.ROOT, "%-12s %7d  median %-16s %s vs %s%n", kernel, t, ops.get(i).name(),
+            RoundRatios.summary(ratios[i]), gemm.name());
       }
     }
     System.out.println("ratio = the op's GFLOPS / the GEMM's GFLOPS, best call of each in the same round.");

@@ -91,14 +91,6 @@ public final class Activation {
    */
   private static final long TAIL = 4 * CHUNK;
 
-  /*
-   * GELU runs in two passes over each chunk, each with one exponential: the first stores the
-   * erfc fit's factor into a per-thread scratch chunk, the second multiplies in exp(-x^2/2) and
-   * finishes. The passes are separate loops called from the dispatch, so that C2 compiles them
-   * apart: in one loop (or with the first inlined into the second) the two exponentials, the
-   * division and the polynomial exceeded C2's inlining node budget (NodeCountInliningCutoff), an
-   * exponential stayed a call, and its vectors were boxed (12 bytes per element).
-   */
   /**
    * Two chunks of native memory per thread (x, then dy or the output) through which heap and
    * mapped segments pass, a chunk at a time: the loops take only plain native memory, the one kind
@@ -107,6 +99,14 @@ public final class Activation {
   private static final ThreadLocal<MemorySegment> HEAP_STAGE =
       ThreadLocal.withInitial(() -> Arena.ofAuto().allocate(8 * CHUNK, 64));
 
+  /*
+   * GELU runs in two passes over each chunk, each with one exponential: the first stores the
+   * erfc fit's factor into a per-thread scratch chunk, the second multiplies in exp(-x^2/2) and
+   * finishes. The passes are separate loops called from the dispatch, so that C2 compiles them
+   * apart: in one loop (or with the first inlined into the second) the two exponentials, the
+   * division and the polynomial exceeded C2's inlining node budget (NodeCountInliningCutoff), an
+   * exponential stayed a call, and its vectors were boxed (12 bytes per element).
+   */
   private static final ThreadLocal<MemorySegment> SCRATCH =
       ThreadLocal.withInitial(() -> Arena.ofAuto().allocate(4 * (CHUNK + 2L * LANES), 64));
 

@@ -10,7 +10,8 @@ import jdk.incubator.vector.VectorSpecies;
 
 /**
  * Short vector loops over runs of floats in segments (fill, copy, add-into, strided gather), the
- * data movement of im2col, col2im and pooling. All offsets are in bytes.
+ * data movement of im2col, col2im and pooling; and the native-memory test that the activations'
+ * loops start with ({@link #NATIVE}). All offsets are in bytes.
  *
  * <p>Runs here are tens of floats long, where {@link MemorySegment#copy} and
  * {@link MemorySegment#fill} cost more in per-call checks and slicing than the data movement;
@@ -48,17 +49,17 @@ final class SegmentLoops {
   static final Class<?> NATIVE = MemorySegment.NULL.getClass();
 
   /**
-   * Whether a and b (each null or a segment) are plain native segments, the only kind the
-   * kernels' vector loops accept (see {@link #NATIVE}); callers stage others through native memory.
-   * Fixed arities rather than varargs, whose array a call in a loop would allocate.
+   * Whether a and b are plain native segments, the only kind the activations' vector loops accept
+   * (see {@link #NATIVE}); callers stage others through native memory. Fixed arities rather than
+   * varargs, whose array a call in a loop would allocate.
    */
   static boolean allNative(MemorySegment a, MemorySegment b) {
-    return (a == null || a.getClass() == NATIVE) && (b == null || b.getClass() == NATIVE);
+    return a.getClass() == NATIVE && b.getClass() == NATIVE;
   }
 
   /** {@link #allNative(MemorySegment, MemorySegment)} for three segments. */
   static boolean allNative(MemorySegment a, MemorySegment b, MemorySegment c) {
-    return allNative(a, b) && (c == null || c.getClass() == NATIVE);
+    return allNative(a, b) && c.getClass() == NATIVE;
   }
 
   /** The failure of a loop handed a segment its caller should have staged: a bug in Lanes. */

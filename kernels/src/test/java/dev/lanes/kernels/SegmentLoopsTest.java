@@ -22,7 +22,7 @@ class SegmentLoopsTest {
           Arena.global().allocate(16)};
       for (MemorySegment s : fromArenas) {
         assertSame(SegmentLoops.NATIVE, s.getClass(), "segment from " + s);
-        assertTrue(SegmentLoops.allNative(s, null, s));
+        assertTrue(SegmentLoops.allNative(s, s, s));
       }
     }
   }
@@ -33,8 +33,8 @@ class SegmentLoopsTest {
     try (Arena arena = Arena.ofConfined()) {
       MemorySegment plain = arena.allocate(16);
       assertFalse(SegmentLoops.allNative(plain, heap));
-      assertFalse(SegmentLoops.allNative(heap, null, plain));
-      assertTrue(SegmentLoops.allNative(plain, null));
+      assertFalse(SegmentLoops.allNative(plain, plain, heap));
+      assertTrue(SegmentLoops.allNative(plain, plain));
     }
   }
 }
