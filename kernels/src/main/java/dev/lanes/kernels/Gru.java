@@ -75,37 +75,31 @@ public final class Gru extends RecurrentLayer {
     fillRows(workspace, gates, rows, g3, bIh, bIhOffset);
     Gemm.multiply(false, true, (int) rows, g3, input, 1f, x, xOffset, input, wIh, wIhOffset, input, 1f, workspace,
         gates, g3, parallelism);
-    long gh = scratchAt(workspaceOffset);
     SegmentLoops.fill(workspace, 4 * zerosAt(workspaceOffset), hidden, 0f);
     // op(B) = W_hh^T, [H, 3H].
     PackedB recurrent = steps > 1 || h0 != null ? packWeight(true, hidden, g3, wHh, wHhOffset, hidden) : null;
-    StepRows pass = StepRows.forCurrentThread();
-    pass.set(this, false, workspace, workspaceOffset, y, yOffset, h0, h0Offset);
+    SequenceRows sequence = SequenceRows.forCurrentThread();
+    sequence.set(this, false, workspace, workspaceOffset, y, yOffset, h0, h0Offset, recurrent);
+    sequence.bHh = bHh;
+    sequence.bHhOffset = bHhOffset;
     int parts = rowParts(parallelism, Checks.shareable(workspace) && Checks.shareable(y)
-        && (h0 == null || Checks.shareable(h0)), 3);
+        && (h0 == null || Checks.shareable(h0)) && (bHh == null || Checks.shareable(bHh)), 3);
     try {
-      for (int t = 0; t < steps; t++) {
-        MemorySegment hPrev = t == 0 ? h0 : y;
-        long hPrevOffset = t == 0 ? h0Offset : yOffset + (long) (t - 1) * state;
-        fillRows(workspace, gh, batch, g3, bHh, bHhOffset);
-        if (hPrev != null) {
-          Gemm.multiplyPacked(false, batch, 1f, hPrev, hPrevOffset, hidden, recurrent, 1f, workspace, gh, g3,
-              parallelism);
-        }
-        pass.step = t;
-        parallelism.invoke(pass, parts);
-      }
+      parallelism.invoke(sequence, parts);
     } finally {
-      pass.clear();
+      sequence.clear();
     }
     if (hT != null) {
       SegmentLoops.copy(y, 4 * (yOffset + (rows - batch) * hidden), hT, 4 * hTOffset, state);
     }
   }
 
-  /** Step t's gates, candidate and new state for batch rows [from, to). */
+  /**
+   * Step t for batch rows [from, to): their gh = h_{t-1} W_hh^T + b_hh into the scratch, then the
+   * gates, the candidate and the new state.
+   */
   @Override
-  void forwardRows(int t, int from, int to, StepRows call) {
+  void forwardStep(int t, int from, int to, SequenceRows call) {
     MemorySegment workspace = call.workspace;
     long workspaceOffset = call.workspaceOffset;
     int g3 = 3 * hidden;
@@ -114,6 +108,11 @@ public final class Gru extends RecurrentLayer {
     long hPrevOffset = t == 0 ? call.h0Offset : call.yOffset + (long) (t - 1) * state;
     long gh = scratchAt(workspaceOffset);
     long gt = gatesAt(workspaceOffset, t);
+    fillRows(workspace, gh + (long) from * g3, to - from, g3, call.bHh, call.bHhOffset);
+    if (hPrev != null) {
+      Gemm.multiplyPacked(false, to - from, 1f, hPrev, hPrevOffset + (long) from * hidden, hidden, call.recurrent, 1f,
+          workspace, gh + (long) from * g3, g3, Parallelism.sequential());
+    }
     for (int b = from; b < to; b++) {
       long row = 4 * (gt + (long) b * g3);
       long ghRow = 4 * (gh + (long) b * g3);
@@ -130,9 +129,12 @@ public final class Gru extends RecurrentLayer {
     }
   }
 
-  /** Step t's gate gradients for batch rows [from, to): dgates over the saved gates, dgh, the direct path. */
+  /**
+   * Step t for batch rows [from, to): dy_t joins their dh; the gate gradients over the saved gates,
+   * dgh and the direct path z dh; then dh_{t-1} = z dh + dgh_t W_hh replaces dh.
+   */
   @Override
-  void backwardRows(int t, int from, int to, StepRows call) {
+  void backwardStep(int t, int from, int to, SequenceRows call) {
     MemorySegment workspace = call.workspace;
     long workspaceOffset = call.workspaceOffset;
     int g3 = 3 * hidden;
@@ -144,6 +146,11 @@ public final class Gru extends RecurrentLayer {
     long dgh = recurrentGradientAt(workspaceOffset, t);
     MemorySegment hPrev = t == 0 ? call.h0 : call.y;
     long hPrevOffset = t == 0 ? call.h0Offset : call.yOffset + (long) (t - 1) * state;
+    long first = (long) from * hidden;
+    int units = (to - from) * hidden;
+    if (call.dy != null) {
+      SegmentLoops.addInto(call.dy, 4 * (call.dyOffset + (long) t * state + first), workspace, 4 * (dh + first), units);
+    }
     for (int b = from; b < to; b++) {
       long row = 4 * (gt + (long) b * g3);
       long unit = (long) b * hidden;
@@ -157,6 +164,10 @@ public final class Gru extends RecurrentLayer {
       // The r and z parts of gh's gradient equal gi's.
       SegmentLoops.copy(workspace, row, workspace, dghRow, 2 * hidden);
     }
+    // dh_{t-1} = dh z + dgh_t W_hh: [rows, 3H] x [3H, H] onto the direct path.
+    Gemm.multiplyPacked(false, to - from, 1f, workspace, dgh + (long) from * g3, g3, call.recurrent, 1f, workspace,
+        direct + first, hidden, Parallelism.sequential());
+    SegmentLoops.copy(workspace, 4 * (direct + first), workspace, 4 * (dh + first), units);
   }
 
   /** A row of H zeros in the scratch (for a null h0), past gh's 3H floats per batch row. */
@@ -202,9 +213,7 @@ public final class Gru extends RecurrentLayer {
     Checks.notNull(parallelism, "parallelism");
 
     long dh = scratchAt(workspaceOffset);
-    long direct = dh + state;
-    long zeros = zerosAt(workspaceOffset);
-    SegmentLoops.fill(workspace, 4 * zeros, hidden, 0f);
+    SegmentLoops.fill(workspace, 4 * zerosAt(workspaceOffset), hidden, 0f);
     if (dhT != null) {
       SegmentLoops.copy(dhT, 4 * dhTOffset, workspace, 4 * dh, state);
     } else {
@@ -212,24 +221,16 @@ public final class Gru extends RecurrentLayer {
     }
     // op(B) = W_hh, [3H, H].
     PackedB recurrent = packWeight(false, g3, hidden, wHh, wHhOffset, hidden);
-    StepRows pass = StepRows.forCurrentThread();
-    pass.set(this, true, workspace, workspaceOffset, y, yOffset, h0, h0Offset);
+    SequenceRows sequence = SequenceRows.forCurrentThread();
+    sequence.set(this, true, workspace, workspaceOffset, y, yOffset, h0, h0Offset, recurrent);
+    sequence.dy = dy;
+    sequence.dyOffset = dyOffset;
     int parts = rowParts(parallelism, Checks.shareable(workspace) && Checks.shareable(y)
-        && (h0 == null || Checks.shareable(h0)), 3);
+        && (h0 == null || Checks.shareable(h0)) && (dy == null || Checks.shareable(dy)), 3);
     try {
-      for (int t = steps - 1; t >= 0; t--) {
-        if (dy != null) {
-          SegmentLoops.addInto(dy, 4 * (dyOffset + (long) t * state), workspace, 4 * dh, state);
-        }
-        pass.step = t;
-        parallelism.invoke(pass, parts);
-        // dh_{t-1} = dh z + dgh_t W_hh: [B, 3H] x [3H, H] onto the direct path.
-        Gemm.multiplyPacked(false, batch, 1f, workspace, recurrentGradientAt(workspaceOffset, t), g3, recurrent, 1f,
-            workspace, direct, hidden, parallelism);
-        SegmentLoops.copy(workspace, 4 * direct, workspace, 4 * dh, state);
-      }
+      parallelism.invoke(sequence, parts);
     } finally {
-      pass.clear();
+      sequence.clear();
     }
     long dgi = gatesAt(workspaceOffset, 0);
     long dghAll = recurrentGradientAt(workspaceOffset, 0);

@@ -28,7 +28,9 @@ import java.lang.foreign.MemorySegment;
  * The backward runs one fused pass and one GEMM ({@code dgates_t W_hh}) per step, writing the
  * pre-activation gradients over the saved gates, then gets every weight gradient from GEMMs
  * merged across time: {@code dW_ih = dG^T X}, {@code dW_hh = dG^T [h0; y_0..y_{T-2}]},
- * {@code dx = dG W_ih}.
+ * {@code dx = dG W_ih}. With several threads, each takes a range of batch rows through all T steps,
+ * its share of every step GEMM included, so the threads meet once per sequence rather than twice
+ * per step.
  *
  * <h2>State, chunks and single steps</h2>
  * h0 and c0 may be null (zeros), and hT, cT may be null (not wanted). For truncated BPTT, pass
@@ -115,23 +117,14 @@ public final class Lstm extends RecurrentLayer {
     }
     // op(B) = W_hh^T, [H, 4H].
     PackedB recurrent = steps > 1 || h0 != null ? packWeight(true, hidden, g4, wHh, wHhOffset, hidden) : null;
-    StepRows pass = StepRows.forCurrentThread();
-    pass.set(this, false, workspace, workspaceOffset, y, yOffset, null, 0);
-    int parts = rowParts(parallelism, Checks.shareable(workspace) && Checks.shareable(y), 4);
+    SequenceRows sequence = SequenceRows.forCurrentThread();
+    sequence.set(this, false, workspace, workspaceOffset, y, yOffset, h0, h0Offset, recurrent);
+    int parts = rowParts(parallelism, Checks.shareable(workspace) && Checks.shareable(y)
+        && (h0 == null || Checks.shareable(h0)), 4);
     try {
-      for (int t = 0; t < steps; t++) {
-        long gt = gatesAt(workspaceOffset, t);
-        MemorySegment hPrev = t == 0 ? h0 : y;
-        long hPrevOffset = t == 0 ? h0Offset : yOffset + (long) (t - 1) * batch * hidden;
-        if (hPrev != null) {
-          Gemm.multiplyPacked(false, batch, 1f, hPrev, hPrevOffset, hidden, recurrent, 1f, workspace, gt, g4,
-              parallelism);
-        }
-        pass.step = t;
-        parallelism.invoke(pass, parts);
-      }
+      parallelism.invoke(sequence, parts);
     } finally {
-      pass.clear();
+      sequence.clear();
     }
     int state = batch * hidden;
     if (hT != null) {
@@ -180,22 +173,15 @@ public final class Lstm extends RecurrentLayer {
     startFrom(dcT, dcTOffset, workspace, dc, state);
     // op(B) = W_hh, [4H, H].
     PackedB recurrent = packWeight(false, g4, hidden, wHh, wHhOffset, hidden);
-    StepRows pass = StepRows.forCurrentThread();
-    pass.set(this, true, workspace, workspaceOffset, null, 0, null, 0);
-    int parts = rowParts(parallelism, Checks.shareable(workspace), 4);
+    SequenceRows sequence = SequenceRows.forCurrentThread();
+    sequence.set(this, true, workspace, workspaceOffset, null, 0, null, 0, recurrent);
+    sequence.dy = dy;
+    sequence.dyOffset = dyOffset;
+    int parts = rowParts(parallelism, Checks.shareable(workspace) && (dy == null || Checks.shareable(dy)), 4);
     try {
-      for (int t = steps - 1; t >= 0; t--) {
-        long gt = gatesAt(workspaceOffset, t);
-        if (dy != null) {
-          SegmentLoops.addInto(dy, 4 * (dyOffset + (long) t * state), workspace, 4 * dh, state);
-        }
-        pass.step = t;
-        parallelism.invoke(pass, parts);
-        // dh_{t-1} = dgates_t W_hh: [B, 4H] x [4H, H].
-        Gemm.multiplyPacked(false, batch, 1f, workspace, gt, g4, recurrent, 0f, workspace, dh, hidden, parallelism);
-      }
+      parallelism.invoke(sequence, parts);
     } finally {
-      pass.clear();
+      sequence.clear();
     }
     long dGates = gatesAt(workspaceOffset, 0);
     checks.mergedGradients(workspace, dGates, dGates, x, xOffset, wIh, wIhOffset, h0, h0Offset, y, yOffset, dx,
@@ -216,14 +202,24 @@ public final class Lstm extends RecurrentLayer {
     }
   }
 
-  /** Step t's activations and cell update for batch rows [from, to): gates in place, c_t, h_t into y. */
+  /**
+   * Step t for batch rows [from, to): their gates get h_{t-1} W_hh^T, then the activations in place
+   * and the cell update, c_t into the workspace and h_t into y.
+   */
   @Override
-  void forwardRows(int t, int from, int to, StepRows call) {
+  void forwardStep(int t, int from, int to, SequenceRows call) {
     MemorySegment workspace = call.workspace;
     long workspaceOffset = call.workspaceOffset;
     MemorySegment y = call.y;
     long yOffset = call.yOffset;
     long gt = gatesAt(workspaceOffset, t);
+    int state = batch * hidden;
+    MemorySegment hPrev = t == 0 ? call.h0 : y;
+    long hPrevOffset = t == 0 ? call.h0Offset : yOffset + (long) (t - 1) * state;
+    if (hPrev != null) {
+      Gemm.multiplyPacked(false, to - from, 1f, hPrev, hPrevOffset + (long) from * hidden, hidden, call.recurrent, 1f,
+          workspace, gt + (long) from * 4 * hidden, 4 * hidden, Parallelism.sequential());
+    }
     long cPrev = t == 0 ? initialCellAt(workspaceOffset) : cellAt(workspaceOffset, t - 1);
     int g4 = 4 * hidden;
     for (int b = from; b < to; b++) {
@@ -237,9 +233,12 @@ public final class Lstm extends RecurrentLayer {
     }
   }
 
-  /** Step t's gate gradients for batch rows [from, to), over the saved gates; carries dh and dc. */
+  /**
+   * Step t for batch rows [from, to): dy_t joins their dh, the gate gradients overwrite the saved
+   * gates (carrying dc), and dh_{t-1} = dgates_t W_hh replaces dh.
+   */
   @Override
-  void backwardRows(int t, int from, int to, StepRows call) {
+  void backwardStep(int t, int from, int to, SequenceRows call) {
     MemorySegment workspace = call.workspace;
     long workspaceOffset = call.workspaceOffset;
     long gt = gatesAt(workspaceOffset, t);
@@ -247,11 +246,19 @@ public final class Lstm extends RecurrentLayer {
     long dh = scratchAt(workspaceOffset, 0);
     long dc = scratchAt(workspaceOffset, 1);
     int g4 = 4 * hidden;
+    long first = (long) from * hidden;
+    if (call.dy != null) {
+      SegmentLoops.addInto(call.dy, 4 * (call.dyOffset + (long) t * batch * hidden + first), workspace,
+          4 * (dh + first), (to - from) * hidden);
+    }
     for (int b = from; b < to; b++) {
       long unit = (long) b * hidden;
       LstmLoops.cellBackward(hidden, workspace, 4 * (gt + (long) b * g4), workspace, 4 * (cPrev + unit), workspace,
           4 * (cellAt(workspaceOffset, t) + unit), workspace, 4 * (dh + unit), workspace, 4 * (dc + unit));
     }
+    // dh_{t-1} = dgates_t W_hh: [rows, 4H] x [4H, H].
+    Gemm.multiplyPacked(false, to - from, 1f, workspace, gt + (long) from * g4, g4, call.recurrent, 0f, workspace,
+        dh + first, hidden, Parallelism.sequential());
   }
 
   private static void startFrom(MemorySegment source, long sourceOffset, MemorySegment workspace, long at, int n) {

@@ -64,14 +64,14 @@ public abstract sealed class RecurrentLayer permits Lstm, Gru {
   }
 
   /**
-   * Gate floats per thread below which a step's pointwise pass stays on one thread: waking a worker
-   * and meeting it again costs a few microseconds, the pass about 1 ns per gate float.
+   * Gate floats of one step per thread below which a sequence stays on one thread: waking a worker
+   * and meeting it again costs a few microseconds, the pointwise pass about 1 ns per gate float.
    */
   private static final int MIN_GATE_FLOATS_PER_PART = 16 * 1024;
 
   /**
-   * Into how many pieces of batch rows one step's pointwise pass is cut: one per thread when the
-   * step is big enough and every buffer can be shared with the pool's threads, else one.
+   * Into how many pieces of batch rows a sequence is cut: one per thread when a step is big enough
+   * and every buffer can be shared with the pool's threads, else one.
    */
   final int rowParts(Parallelism parallelism, boolean shareable, int gates) {
     long floats = (long) batch * gates * hidden;
@@ -84,19 +84,34 @@ public abstract sealed class RecurrentLayer permits Lstm, Gru {
     return (int) ((long) batch * part / parts);
   }
 
-  /** Step t's forward pointwise pass over batch rows [from, to), with the call's buffers. */
-  abstract void forwardRows(int t, int from, int to, StepRows call);
-
-  /** Step t's backward pointwise pass over batch rows [from, to), with the call's buffers. */
-  abstract void backwardRows(int t, int from, int to, StepRows call);
+  /**
+   * Forward step t for batch rows [from, to): the recurrent GEMM of those rows on the calling thread,
+   * then the activations and the state update.
+   */
+  abstract void forwardStep(int t, int from, int to, SequenceRows call);
 
   /**
-   * One step's pointwise pass, cut by batch rows between threads; rows are independent, so the
-   * result does not depend on the cut. One instance per calling thread, reused by every call (its
-   * fields are set for a call and cleared after it), so a call allocates nothing.
+   * Backward step t for batch rows [from, to): the gate gradients, then the GEMM that carries those
+   * rows' dh to step t - 1, on the calling thread.
    */
-  static final class StepRows implements ParallelTask {
-    private static final ThreadLocal<StepRows> PER_THREAD = ThreadLocal.withInitial(StepRows::new);
+  abstract void backwardStep(int t, int from, int to, SequenceRows call);
+
+  /**
+   * A whole sequence, forward or backward, cut by batch rows between threads.
+   *
+   * <p>Why whole sequences and not steps: row b of step t's gates depends on row b of h_{t-1} only
+   * (and in the backward, row b of dh_{t-1} on row b of step t's gate gradients), so a thread that
+   * owns a range of batch rows runs all T steps, GEMMs included, without ever waiting for another.
+   * Cutting each step instead met the other thread twice per step (once after the step's GEMM, once
+   * after its pointwise pass): 4T hand-offs per forward and backward, each one a wait on whichever
+   * core the shared machine had slowed. The GEMMs on a thread's rows sum in the same order as the
+   * whole batch's, so the bits do not depend on the cut.
+   *
+   * <p>One instance per calling thread, reused by every call (its fields are set for a call and
+   * cleared after it), so a call allocates nothing.
+   */
+  static final class SequenceRows implements ParallelTask {
+    private static final ThreadLocal<SequenceRows> PER_THREAD = ThreadLocal.withInitial(SequenceRows::new);
 
     private RecurrentLayer layer;
     private boolean backward;
@@ -106,15 +121,21 @@ public abstract sealed class RecurrentLayer permits Lstm, Gru {
     long yOffset;
     MemorySegment h0;
     long h0Offset;
-    /** Written by the calling thread before each invoke, which publishes it to the workers. */
-    int step;
+    /** The step GEMMs' packed op(W_hh); null for a forward with no recurrent product (T = 1, no h0). */
+    PackedB recurrent;
+    /** The backward's dy, or null. */
+    MemorySegment dy;
+    long dyOffset;
+    /** The GRU forward's b_hh, or null. */
+    MemorySegment bHh;
+    long bHhOffset;
 
-    static StepRows forCurrentThread() {
+    static SequenceRows forCurrentThread() {
       return PER_THREAD.get();
     }
 
     void set(RecurrentLayer layer, boolean backward, MemorySegment workspace, long workspaceOffset, MemorySegment y,
-        long yOffset, MemorySegment h0, long h0Offset) {
+        long yOffset, MemorySegment h0, long h0Offset, PackedB recurrent) {
       this.layer = layer;
       this.backward = backward;
       this.workspace = workspace;
@@ -123,6 +144,9 @@ public abstract sealed class RecurrentLayer permits Lstm, Gru {
       this.yOffset = yOffset;
       this.h0 = h0;
       this.h0Offset = h0Offset;
+      this.recurrent = recurrent;
+      this.dy = null;
+      this.bHh = null;
     }
 
     void clear() {
@@ -130,16 +154,26 @@ public abstract sealed class RecurrentLayer permits Lstm, Gru {
       workspace = null;
       y = null;
       h0 = null;
+      recurrent = null;
+      dy = null;
+      bHh = null;
     }
 
     @Override
     public void run(int part, int parts) {
       int from = layer.firstRow(part, parts);
       int to = layer.firstRow(part + 1, parts);
+      if (from >= to) {
+        return;
+      }
       if (backward) {
-        layer.backwardRows(step, from, to, this);
+        for (int t = layer.steps - 1; t >= 0; t--) {
+          layer.backwardStep(t, from, to, this);
+        }
       } else {
-        layer.forwardRows(step, from, to, this);
+        for (int t = 0; t < layer.steps; t++) {
+          layer.forwardStep(t, from, to, this);
+        }
       }
     }
   }
