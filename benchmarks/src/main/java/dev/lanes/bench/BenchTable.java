@@ -58,6 +58,30 @@ final class BenchTable {
     final Map<String, Double> secondsPerOp = new LinkedHashMap<>();
     final Map<String, Double> bytesPerOp = new LinkedHashMap<>();
     final Map<String, Double> loopBytesPerOp = new LinkedHashMap<>();
+    /** Every measured iteration's seconds per op, of every run of the method (one per round). */
+    private final Map<String, List<Double>> samples = new LinkedHashMap<>();
+    private final Map<String, double[]> allocationSums = new LinkedHashMap<>();
+
+    /** Adds one run's iterations and allocation figures; the row keeps their median and means. */
+    void add(String method, RunResult result) {
+      List<Double> seconds = samples.computeIfAbsent(method, m -> new ArrayList<>());
+      seconds.addAll(iterationSeconds(result));
+      secondsPerOp.put(method, median(seconds));
+      // Sums and counts of gc.alloc.rate.norm and alloc.loop.norm, each run's mean weighted alike.
+      double[] sums = allocationSums.computeIfAbsent(method, m -> new double[4]);
+      Result alloc = result.getAggregatedResult().getSecondaryResults().get("gc.alloc.rate.norm");
+      if (alloc != null) {
+        sums[0] += alloc.getScore();
+        sums[1]++;
+        bytesPerOp.put(method, sums[0] / sums[1]);
+      }
+      Result loopAlloc = result.getAggregatedResult().getSecondaryResults().get("alloc.loop.norm");
+      if (loopAlloc != null) {
+        sums[2] += loopAlloc.getScore();
+        sums[3]++;
+        loopBytesPerOp.put(method, sums[2] / sums[3]);
+      }
+    }
 
     Row(String kernel, int threads, Workload workload) {
       this.kernel = kernel;
@@ -99,32 +123,25 @@ final class BenchTable {
       int threads = threadsParam == null ? 1 : Integer.parseInt(threadsParam);
       String key = kernel + "|" + workload.shape + "|" + threads;
       Row row = rows.computeIfAbsent(key, k -> new Row(kernel, threads, workload));
-      row.secondsPerOp.put(method, medianSeconds(result));
-      Result alloc = result.getAggregatedResult().getSecondaryResults().get("gc.alloc.rate.norm");
-      if (alloc != null) {
-        row.bytesPerOp.put(method, alloc.getScore());
-      }
-      Result loopAlloc = result.getAggregatedResult().getSecondaryResults().get("alloc.loop.norm");
-      if (loopAlloc != null) {
-        row.loopBytesPerOp.put(method, loopAlloc.getScore());
-      }
+      row.add(method, result);
     }
   }
 
-  /** Median of the measurement iterations, converted to seconds per operation. */
-  private static double medianSeconds(RunResult result) {
-    List<Double> scores = new ArrayList<>();
-    String unit = null;
+  /** Each measurement iteration's score, converted to seconds per operation. */
+  private static List<Double> iterationSeconds(RunResult result) {
+    List<Double> seconds = new ArrayList<>();
     for (BenchmarkResult br : result.getBenchmarkResults()) {
       for (IterationResult ir : br.getIterationResults()) {
-        scores.add(ir.getPrimaryResult().getScore());
-        unit = ir.getPrimaryResult().getScoreUnit();
+        seconds.add(ir.getPrimaryResult().getScore() * secondsPer(ir.getPrimaryResult().getScoreUnit()));
       }
     }
-    double[] sorted = scores.stream().mapToDouble(Double::doubleValue).sorted().toArray();
-    double median = sorted.length % 2 == 1 ? sorted[sorted.length / 2]
+    return seconds;
+  }
+
+  private static double median(List<Double> values) {
+    double[] sorted = values.stream().mapToDouble(Double::doubleValue).sorted().toArray();
+    return sorted.length % 2 == 1 ? sorted[sorted.length / 2]
         : (sorted[sorted.length / 2 - 1] + sorted[sorted.length / 2]) / 2;
-    return median * secondsPer(unit);
   }
 
   private static double secondsPer(String unit) {

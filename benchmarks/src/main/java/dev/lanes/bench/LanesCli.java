@@ -9,13 +9,10 @@ import java.util.List;
 import java.util.Locale;
 import java.util.concurrent.Callable;
 import java.util.regex.Pattern;
-import org.openjdk.jmh.profile.GCProfiler;
 import org.openjdk.jmh.results.RunResult;
 import org.openjdk.jmh.results.format.ResultFormatType;
 import org.openjdk.jmh.runner.Runner;
 import org.openjdk.jmh.runner.options.ChainedOptionsBuilder;
-import org.openjdk.jmh.runner.options.OptionsBuilder;
-import org.openjdk.jmh.runner.options.TimeValue;
 import picocli.CommandLine;
 import picocli.CommandLine.Command;
 import picocli.CommandLine.Option;
@@ -27,14 +24,19 @@ import picocli.CommandLine.Parameters;
  * ({@link InterleavedGemm}), and {@code ./lanes yardstick} a GEMM-based kernel and its GEMM
  * yardstick ({@link InterleavedYardstick}).
  */
-@Command(name = "lanes", mixinStandardHelpOptions = true, subcommands = {LanesCli.Bench.class, InterleavedGemm.class, InterleavedYardstick.class},
+@Command(name = "lanes", mixinStandardHelpOptions = true, subcommands = {LanesCli.Bench.class, InterleavedGemm.class, InterleavedYardstick.class,
+    RoundRobinRun.Child.class},
     description = "Lanes: pure-Java deep-learning kernels.")
 public final class LanesCli {
   private LanesCli() {}
 
   /**
-   * The benchmarks {@code lanes bench} knows, each a set of methods run together in one JMH run,
+   * The benchmarks {@code lanes bench} knows, each a set of methods run together, in alternating rounds,
    * with parameter overrides. Later kernels add their groups here.
+   *
+   * <p>A GEMM yardstick comes first in its group: the quick configuration runs a group's methods
+   * in one JVM ({@link RoundRobinRun}), and there the GEMM's code is then compiled from its own
+   * N^3 calls, as in a JMH fork of its own, before the kernel's differently shaped calls reach it.
    */
   private static final List<Group> GROUPS = List.of(
       new Group("gemm", GemmBenchmark.class, "size", List.of("lanes", "openblas"), java.util.Map.of()),
@@ -44,9 +46,9 @@ public final class LanesCli {
       new Group("softmax", SoftmaxBenchmark.class, "shape", List.of("forward", "backward", "crossEntropy", "copy"),
           java.util.Map.of()),
       new Group("conv2d", Conv2dBenchmark.class, "shape",
-          List.of("forward", "backwardData", "backwardWeights", "gemm1024"), java.util.Map.of()),
+          List.of("gemm1024", "forward", "backwardData", "backwardWeights"), java.util.Map.of()),
       new Group("conv1d", Conv1dBenchmark.class, "shape",
-          List.of("forward", "backwardData", "backwardWeights", "gemm1024"), java.util.Map.of()),
+          List.of("gemm1024", "forward", "backwardData", "backwardWeights"), java.util.Map.of()),
       new Group("pool", PoolBenchmark.class, "kind", List.of("forward", "backward", "copy"), java.util.Map.of()),
       new Group("activation", ActivationBenchmark.class, "fn", List.of("forward", "backward", "copy"),
           java.util.Map.of()),
@@ -55,18 +57,19 @@ public final class LanesCli {
       // A cold recurrent call takes seconds (the vector code runs interpreted and boxed until C2 has
       // compiled each per-step pass), and a fork that measured after 2.5 s of warm-up still boxed
       // 4 MB per forwardBackward in one of its calls: these groups warm up for 20 x 500 ms.
-      new Group("lstm", LstmBenchmark.class, "threads", List.of("forward", "forwardBackward", "gemm512"),
+      new Group("lstm", LstmBenchmark.class, "threads", List.of("gemm512", "forward", "forwardBackward"),
           java.util.Map.of(), 20),
-      new Group("gru", GruBenchmark.class, "threads", List.of("forward", "forwardBackward", "gemm512"),
+      new Group("gru", GruBenchmark.class, "threads", List.of("gemm512", "forward", "forwardBackward"),
           java.util.Map.of(), 20));
 
   /**
    * Methods of one benchmark class run together; {@code split} names the parameter whose values
-   * get one JMH run each, so that Lanes and its yardstick at one shape are measured close in time.
+   * get one run each (one JVM, in rounds, in the quick configuration), so that Lanes and its
+   * yardstick at one shape are measured close in time.
    */
   record Group(String id, Class<?> benchmark, String split, List<String> methods,
       java.util.Map<String, String[]> params, int warmupIterations) {
-    /** Five warm-up iterations of 500 ms in the quick configuration. */
+    /** Five warm-up iterations of 500 ms in the quick configuration's first round. */
     Group(String id, Class<?> benchmark, String split, List<String> methods, java.util.Map<String, String[]> params) {
       this(id, benchmark, split, methods, params, 5);
     }
@@ -83,24 +86,41 @@ public final class LanesCli {
     }
   }
 
+  /** The group of {@code lanes bench} with this id. */
+  static Group group(String id) {
+    for (Group group : GROUPS) {
+      if (group.id.equals(id)) {
+        return group;
+      }
+    }
+    throw new IllegalArgumentException("no benchmark group " + id);
+  }
+
   public static void main(String[] args) {
     System.exit(new CommandLine(new LanesCli()).execute(args));
   }
 
   @Command(name = "bench", mixinStandardHelpOptions = true,
-      description = "Run the benchmarks (Lanes and its baselines in one JMH run) and print the table.")
+      description = "Run the benchmarks (Lanes and its baselines in alternating rounds) and print the table.")
   static final class Bench implements Callable<Integer> {
     @Parameters(arity = "0..1", paramLabel = "REGEX",
         description = "Only benchmarks whose name matches, e.g. 'Gemm' or 'Gemm.lanes'. Default: all.")
     String regex = ".*";
 
-    @Option(names = "--full", description = "JMH's longer configuration (more and longer iterations) "
+    @Option(names = "--full", description = "JMH's longer configuration (more and longer iterations), one "
+        + "JMH fork per method, "
         + "instead of the quick one (about 4 minutes on 2 cores).")
     boolean full;
 
     @Option(names = {"-p", "--param"}, paramLabel = "NAME=V1,V2",
         description = "Override a JMH parameter, as JMH's -p does, e.g. -p size=256,1024 -p threads=1.")
     java.util.Map<String, String> paramOverrides = new java.util.LinkedHashMap<>();
+
+    @Option(names = "--rounds", defaultValue = "5",
+        description = "Rounds of the quick configuration: each round runs one 500 ms JMH iteration of every "
+            + "method of a group in turn, in one JVM, so a ratio's two sides are measured a second apart "
+            + "(default: ${DEFAULT-VALUE}).")
+    int rounds;
 
     @Option(names = "--fma-ports", defaultValue = "2",
         description = "FMA units per core used for %% of peak (default: ${DEFAULT-VALUE}).")
@@ -124,7 +144,7 @@ public final class LanesCli {
         if (methods.isEmpty()) {
           continue;
         }
-        // One JMH run per size, so Lanes and its peer at a size are measured seconds apart, not
+        // One run per size, so Lanes and its peer at a size are measured seconds apart, not
         // minutes: the clock of a shared VM drifts, and the ratio must not absorb that drift.
         for (String value : splitValues(group)) {
           results.addAll(run(group, methods, value));
@@ -145,13 +165,13 @@ public final class LanesCli {
       System.out.println();
       System.out.print(table.render());
       System.out.println();
-      System.out.println("GF/s and us from the median JMH iteration; ratio = Lanes / OpenBLAS (GEMM rows) or");
-      System.out.println("Lanes / Lanes' own N^3 GEMM on the same threads (GEMM-N rows: convolution, LSTM, GRU), same JMH run;");
+      System.out.println("GF/s and us from the median JMH iteration (quick: over the rounds); ratio = Lanes / OpenBLAS (GEMM rows) or");
+      System.out.println("Lanes / Lanes' own N^3 GEMM on the same threads (GEMM-N rows: convolution, LSTM, GRU), same rounds;");
       System.out.println("% peak = Lanes / (peak per core x threads).");
       System.out.println("B/op: first what the benchmark's threads allocate inside JMH's measured loop, per op; in");
       System.out.println("parentheses JMH's gc.alloc.rate.norm, which counts the whole JVM and so adds JMH's own ~7 KB per");
       System.out.println("iteration spread over its ops (the copy and OpenBLAS controls show that share).");
-      System.out.println("x copy = time / (copy time for the same bytes, same JMH run); the target is <= 2.");
+      System.out.println("x copy = time / (copy time for the same bytes, same rounds); the target is <= 2.");
       System.out.println("Raw JMH results: " + resultFile.toString().replace(".json", "-*.json"));
       return 0;
     }
@@ -168,30 +188,10 @@ public final class LanesCli {
     }
 
     private Collection<RunResult> run(Group group, List<String> methods, String value) throws Exception {
-      ChainedOptionsBuilder options = new OptionsBuilder()
-          .addProfiler(GCProfiler.class)
-          .addProfiler(LoopAllocationProfiler.class)
-          .shouldFailOnError(true);
-      for (String method : methods) {
-        // JMH ORs its include patterns, so the user's filter is applied here, name by name.
-        options.include("^" + Pattern.quote(method) + "$");
-      }
-      group.params.forEach(options::param);
-      paramOverrides.forEach((name, values) -> {
-        try {
-          group.benchmark.getField(name);
-          options.param(name, values.split(","));
-        } catch (NoSuchFieldException e) {
-          // a parameter of another benchmark (e.g. -p size=... while softmax runs): not ours
-        }
-      });
-      options.param(group.split, value);
       if (!full) {
-        // Five warm-up iterations: at 2048^3 an op takes ~0.1 s, and the driver loops need a few
-        // dozen calls before C2 has compiled all of them.
-        options.forks(1).warmupIterations(group.warmupIterations).warmupTime(TimeValue.milliseconds(500))
-            .measurementIterations(5).measurementTime(TimeValue.milliseconds(500));
+        return RoundRobinRun.inChildJvm(group, methods, value, paramOverrides, rounds, resultFile);
       }
+      ChainedOptionsBuilder options = RoundRobinRun.groupOptions(group, methods, value, paramOverrides);
       Path file = resultFile.resolveSibling(resultFile.getFileName().toString().replace(".json", "-" + group.id + "-" + value + ".json"));
       Files.createDirectories(file.toAbsolutePath().getParent());
       return new Runner(options.result(file.toString()).resultFormat(ResultFormatType.JSON).build()).run();
