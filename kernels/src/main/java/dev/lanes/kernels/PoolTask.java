@@ -208,22 +208,26 @@ final class PoolTask implements ParallelTask {
       IntVector arg = laneColumn.add(h0 * width + left); // first tap; PyTorch's index for all -inf
       for (int ih = h0; ih < h1; ih++) {
         long rowAt = planeAt + 4L * (ih * width + left);
-        int column = ih * width + left;
+        // The plane indices of this window row's first taps; tap kw adds the constant kw, which C2
+        // keeps in a register, where adding the scalar column + kw broadcast it anew at every tap.
+        IntVector rowArg = laneColumn.add(ih * width + left);
         // Why a constant bound: C2 unrolls it fully, while a loop of kernelW (2 or 3) trips came
         // with more loop set-up than taps and ran max2s2 at 13 us per 112x112 plane.
         for (int kw = 0; kw < UNROLLED_TAPS; kw++) {
           if (kw < kernelW) {
             FloatVector v = tap(x, rowAt + 4L * kw, stride);
-            VectorMask<Float> takes = v.compare(VectorOperators.GT, best).or(v.test(VectorOperators.IS_NAN));
+            // v != v is the NaN test: one unordered compare on AVX2, where test(IS_NAN) became a
+            // copy, an and and an integer compare.
+            VectorMask<Float> takes = v.compare(VectorOperators.GT, best).or(v.compare(VectorOperators.NE, v));
             best = best.blend(v, takes);
-            arg = arg.blend(laneColumn.add(column + kw), takes.cast(INTS));
+            arg = arg.blend(rowArg.add(kw), takes.cast(INTS));
           }
         }
         for (int kw = UNROLLED_TAPS; kw < kernelW; kw++) {
           FloatVector v = tap(x, rowAt + 4L * kw, stride);
-          VectorMask<Float> takes = v.compare(VectorOperators.GT, best).or(v.test(VectorOperators.IS_NAN));
+          VectorMask<Float> takes = v.compare(VectorOperators.GT, best).or(v.compare(VectorOperators.NE, v));
           best = best.blend(v, takes);
-          arg = arg.blend(laneColumn.add(column + kw), takes.cast(INTS));
+          arg = arg.blend(rowArg.add(kw), takes.cast(INTS));
         }
       }
       best.intoMemorySegment(y, yRow + 4L * ow0, ORDER);
