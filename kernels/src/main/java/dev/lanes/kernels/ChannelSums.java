@@ -72,8 +72,20 @@ final class ChannelSums implements ParallelTask {
     if (i < n) {
       acc = acc.add(FloatVector.fromMemorySegment(SPECIES, s, at + 4L * i, ORDER, SPECIES.indexInRange(i, n)));
     }
-    // FloatLanes.sum, not reduceLanes: see there (seen here first, as a 1-ulp bias-gradient
-    // difference between 1 and 2 threads in a clean-clone CI run).
-    return FloatLanes.sum(acc);
+    // FloatLanes.sum's fixed lane tree, not reduceLanes: see there (seen here first, as a 1-ulp
+    // bias-gradient difference between 1 and 2 threads in a clean-clone CI run). Written out, not
+    // called: this method is also inlined where it runs once per kernel call (layer norm's first
+    // row), and there C2 judged the nested call "too big" for its frequency, so acc crossed a real
+    // call boxed: 448 B per 4096x1024 layer norm.
+    if (LANES > 8) {
+      acc = acc.add(acc.rearrange(FloatLanes.PARTNER_8));
+    }
+    if (LANES > 4) {
+      acc = acc.add(acc.rearrange(FloatLanes.PARTNER_4));
+    }
+    if (LANES > 2) {
+      acc = acc.add(acc.rearrange(FloatLanes.PARTNER_2));
+    }
+    return acc.add(acc.rearrange(FloatLanes.PARTNER_1)).lane(0);
   }
 }

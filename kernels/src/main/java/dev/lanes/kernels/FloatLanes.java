@@ -27,10 +27,10 @@ final class FloatLanes {
 
   // Partner lanes for the fixed reduction tree of sum: lane i meets lane i ^ d. Where d is not
   // below LANES the shuffle is the identity and sum skips that level.
-  private static final VectorShuffle<Float> PARTNER_8 = partner(8);
-  private static final VectorShuffle<Float> PARTNER_4 = partner(4);
-  private static final VectorShuffle<Float> PARTNER_2 = partner(2);
-  private static final VectorShuffle<Float> PARTNER_1 = partner(1);
+  static final VectorShuffle<Float> PARTNER_8 = partner(8);
+  static final VectorShuffle<Float> PARTNER_4 = partner(4);
+  static final VectorShuffle<Float> PARTNER_2 = partner(2);
+  static final VectorShuffle<Float> PARTNER_1 = partner(1);
 
   private FloatLanes() {}
 

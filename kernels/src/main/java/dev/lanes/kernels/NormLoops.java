@@ -49,22 +49,11 @@ final class NormLoops {
     return FloatLanes.sum(acc);
   }
 
-  /** {@code y_i = (x_i - mean) rstd gamma_i + beta_i}, gamma and beta vectors along the span. */
-  static void normalizeAffine(long n, MemorySegment x, long xAt, float mean, float rstd, MemorySegment gamma,
-      long gAt, MemorySegment beta, long bAt, MemorySegment y, long yAt) {
-    long whole = n - n % LANES;
-    VectorMask<Float> tail = SPECIES.indexInRange(whole, n);
-    for (long i = 0; i < n; i += LANES) {
-      boolean full = i < whole;
-      FloatVector xhat = load(x, xAt, i, full, tail).sub(mean).mul(rstd);
-      store(xhat.fma(load(gamma, gAt, i, full, tail), load(beta, bAt, i, full, tail)), y, yAt, i, full, tail);
-    }
-  }
-
   /**
-   * {@link #normalizeAffine} of one row, returning the sum of the next row's n floats at
-   * {@code nextAt}, added exactly as {@link ChannelSums#sum} adds them (the same lanes in the same
-   * order, the same lane tree), so it is bitwise that sum.
+   * {@code y_i = (x_i - mean) rstd gamma_i + beta_i} (gamma and beta vectors along the span) over
+   * one row, returning the sum of the next row's n floats at {@code nextAt}, added exactly as
+   * {@link ChannelSums#sum} adds them (the same lanes in the same order, the same lane tree), so it
+   * is bitwise that sum.
    *
    * <p>Why fused: the first pass over a row is the only one that reads memory; the variance and the
    * normalization then work on the row in L1, and the memory bus idled through them. Reading the
