@@ -109,7 +109,7 @@ public final class LanesCli {
 
     @Option(names = "--full", description = "JMH's longer configuration (more and longer iterations), one "
         + "JMH fork per method, "
-        + "instead of the quick one (about 4 minutes on 2 cores).")
+        + "instead of the quick one (about 20 minutes on 2 cores for the whole suite).")
     boolean full;
 
     @Option(names = {"-p", "--param"}, paramLabel = "NAME=V1,V2",
