@@ -10,6 +10,7 @@ import java.util.List;
 import java.util.Map;
 import java.util.concurrent.Callable;
 import java.util.regex.Pattern;
+import org.openjdk.jmh.annotations.Fork;
 import org.openjdk.jmh.profile.GCProfiler;
 import org.openjdk.jmh.results.RunResult;
 import org.openjdk.jmh.results.format.ResultFormatType;
@@ -76,10 +77,11 @@ final class RoundRobinRun {
       Map<String, String> overrides, int rounds, Path resultBase) throws IOException, InterruptedException {
     Path results = Files.createTempFile("lanes-rounds", ".bin");
     try {
-      List<String> command = new ArrayList<>(List.of(
-          ProcessHandle.current().info().command().orElse("java"),
-          "--add-modules", "jdk.incubator.vector", "-Xms1g", "-Xmx1g",
-          "-cp", System.getProperty("java.class.path"),
+      List<String> command = new ArrayList<>();
+      command.add(ProcessHandle.current().info().command().orElse("java"));
+      // The JVM flags of the benchmarks' own JMH forks, from the one place that states them.
+      command.addAll(List.of(BenchmarkDefaults.class.getAnnotation(Fork.class).jvmArgsAppend()));
+      command.addAll(List.of("-cp", System.getProperty("java.class.path"),
           LanesCli.class.getName(), "bench-rounds", group.id(), value, results.toString(),
           "--rounds", Integer.toString(rounds), "--result", resultBase.toString()));
       for (String method : methods) {
