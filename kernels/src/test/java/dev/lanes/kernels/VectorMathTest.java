@@ -13,7 +13,7 @@ import org.junit.jupiter.api.Test;
  * {@link VectorMath}'s functions against {@link Math}'s in double (then exact comparison), within
  * the bounds derived in their Javadoc: exp (and expNonPositive on x &lt;= 0) {@code 3u} relative for normal results and
  * {@code 2^-126} absolute below them, expm1 on x &lt;= 0 and log1p on [0, 1] {@code 5u}
- * (log1p: {@code 2^-148} absolute below {@code 2^-125}).
+ * (log1p: {@code 2^-148} absolute below {@code 2^-125}), tanh {@code 6u}.
  */
 class VectorMathTest {
   private static final double U = Math.scalb(1.0, -24);
@@ -50,6 +50,16 @@ class VectorMathTest {
     sweep("log1p", VectorMath::log1pUnit, Math::log1p,
         exact -> exact >= Math.scalb(1.0, -125) ? 5 * U * exact : Math.scalb(1.0, -148),
         (i, random) -> i < 1_000_000 ? i / 1_000_000.0 : Math.scalb(1.0, -149 + random.nextInt(149)) * (1 + random.nextDouble()));
+  }
+
+  @Test
+  void tanhIsWithinItsBoundAcrossItsRange() {
+    // An even sweep of [-20, 20] (tanh is 1 in float beyond 9.1), then magnitudes 2^-149 .. 2^7 of
+    // either sign, spaced evenly in the exponent: the small ones are where m = e^{-2|x|} - 1 is
+    // tiny and the quotient must keep relative accuracy.
+    sweep("tanh", VectorMath::tanh, Math::tanh, exact -> 6 * U * Math.abs(exact),
+        (i, random) -> i < 1_000_000 ? -20 + 40.0 * i / 1_000_000.0
+            : (random.nextBoolean() ? 1 : -1) * Math.scalb(1.0, -149 + random.nextInt(156)) * (1 + random.nextDouble()));
   }
 
   /** Arguments at 2M indexes, rounded to float, through f LANES at a time, each checked against exact. */
