@@ -58,6 +58,14 @@ public record ConvCase(Conv2d conv, boolean withBias, long seed) {
       ph = Math.min(ph, dh * (kh - 1));
       pw = Math.min(pw, dw * (kw - 1));
     }
+    if (r.nextInt(3) == 0) {
+      // Stride 1 and an output as wide as the input ("same" padding along W, as ResNet's 3x3 has):
+      // im2col and col2im then take their shifted-row path, which a uniform draw rarely reached.
+      sh = 1;
+      sw = 1;
+      kw = 1 + 2 * r.nextInt(2);
+      pw = dw * (kw - 1) / 2;
+    }
     int minH = Math.max(1, dh * (kh - 1) + 1 - 2 * ph);
     int minW = Math.max(1, dw * (kw - 1) + 1 - 2 * pw);
     int h = minH + r.nextInt(Math.max(1, maxSide - minH + 1));

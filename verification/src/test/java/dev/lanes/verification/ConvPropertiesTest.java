@@ -39,7 +39,7 @@ class ConvPropertiesTest {
 
   /** Shape features the random cases must have covered by the end of a run. */
   enum Feature { BATCH_1, ODD_SIZE, STRIDE_OVER_KERNEL, PADDING, DILATION_2, GROUPS, DEPTHWISE, BIAS,
-    DATA_AS_FORWARD, DATA_BY_COL2IM }
+    DATA_AS_FORWARD, DATA_BY_COL2IM, SHIFTED_ROWS, SHIFTED_ROWS_COL2IM }
 
   /** The rounding count of a data-gradient element, by path (see the class comment). */
   static int dataTerms(Conv2d g) {
@@ -67,6 +67,13 @@ class ConvPropertiesTest {
     if (g.groups() == g.channels() && g.channels() > 1) f.add(Feature.DEPTHWISE);
     if (c.withBias()) f.add(Feature.BIAS);
     f.add(dataAsForward(g) ? Feature.DATA_AS_FORWARD : Feature.DATA_BY_COL2IM);
+    // im2col's shifted-row path (stride 1, output as wide as the input), for the forward and the
+    // weight gradient, and for col2im when the data gradient does not run as a forward.
+    boolean direct = g.kernelH() == 1 && g.kernelW() == 1 && g.padH() == 0 && g.padW() == 0;
+    if (g.strideH() == 1 && g.strideW() == 1 && g.outWidth() == g.width() && !direct) {
+      f.add(Feature.SHIFTED_ROWS);
+      if (!dataAsForward(g)) f.add(Feature.SHIFTED_ROWS_COL2IM);
+    }
     return f;
   }
 
