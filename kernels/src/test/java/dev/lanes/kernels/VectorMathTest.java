@@ -54,9 +54,10 @@ class VectorMathTest {
 
   @Test
   void tanhIsWithinItsBoundAcrossItsRange() {
-    // An even sweep of [-20, 20] (tanh is 1 in float beyond 9.1), then magnitudes 2^-149 .. 2^7 of
-    // either sign, spaced evenly in the exponent: the small ones are where m = e^{-2|x|} - 1 is
-    // tiny and the quotient must keep relative accuracy.
+    // An even sweep of [-20, 20] (tanh is 1 in float beyond 9.1; the sweep crosses the switch
+    // between the Taylor series and 1 - 2/(1 + e^2|x|) at |x| = 0.55), then magnitudes
+    // 2^-149 .. 2^7 of either sign, spaced evenly in the exponent, where the relative bound is
+    // hardest to keep near 0.
     sweep("tanh", VectorMath::tanh, Math::tanh, exact -> 6 * U * Math.abs(exact),
         (i, random) -> i < 1_000_000 ? -20 + 40.0 * i / 1_000_000.0
             : (random.nextBoolean() ? 1 : -1) * Math.scalb(1.0, -149 + random.nextInt(156)) * (1 + random.nextDouble()));
