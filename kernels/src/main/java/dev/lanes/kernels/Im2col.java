@@ -27,11 +27,11 @@ final class Im2col {
    */
   static void fill(Conv2d g, MemorySegment x, long xAt, int q0, int q1, int p0, int p1,
       MemorySegment col, long colAt) {
-    int pitch = p1 - p0;
     if (shiftsWhole(g)) {
       shiftedRows(g, q0, q1, p0, p1, x, xAt, col, colAt, false);
       return;
     }
+    int pitch = p1 - p0;
     for (int q = q0; q < q1; q++) {
       walk(g, q, p0, p1, x, xAt, col, colAt + 4L * (q - q0) * pitch, false);
     }
@@ -45,11 +45,11 @@ final class Im2col {
    */
   static void drainAdd(Conv2d g, MemorySegment dcol, long dcolAt, int q0, int q1, int p0, int p1,
       MemorySegment dx, long dxAt) {
-    int pitch = p1 - p0;
     if (shiftsWhole(g)) {
       shiftedRows(g, q0, q1, p0, p1, dx, dxAt, dcol, dcolAt, true);
       return;
     }
+    int pitch = p1 - p0;
     for (int q = q0; q < q1; q++) {
       walk(g, q, p0, p1, dx, dxAt, dcol, dcolAt + 4L * (q - q0) * pitch, true);
     }

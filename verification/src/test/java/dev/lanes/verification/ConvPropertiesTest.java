@@ -50,9 +50,16 @@ class ConvPropertiesTest {
 
   /** Conv2d's documented rule for computing the data gradient as a forward convolution. */
   static boolean dataAsForward(Conv2d g) {
-    boolean direct = g.kernelH() == 1 && g.kernelW() == 1 && g.padH() == 0 && g.padW() == 0;
-    return g.strideH() == 1 && g.strideW() == 1 && !direct && g.channels() / g.groups() >= 4
+    return g.strideH() == 1 && g.strideW() == 1 && !direct(g) && g.channels() / g.groups() >= 4
         && g.padH() <= g.dilationH() * (g.kernelH() - 1) && g.padW() <= g.dilationW() * (g.kernelW() - 1);
+  }
+
+  /**
+   * A 1x1, unpadded kernel. At stride 1, which both callers require too, Conv2d runs it as a plain
+   * GEMM on the input, with no im2col.
+   */
+  static boolean direct(Conv2d g) {
+    return g.kernelH() == 1 && g.kernelW() == 1 && g.padH() == 0 && g.padW() == 0;
   }
 
   static Set<Feature> features(ConvCase c) {
@@ -69,8 +76,7 @@ class ConvPropertiesTest {
     f.add(dataAsForward(g) ? Feature.DATA_AS_FORWARD : Feature.DATA_BY_COL2IM);
     // im2col's shifted-row path (stride 1, output as wide as the input), for the forward and the
     // weight gradient, and for col2im when the data gradient does not run as a forward.
-    boolean direct = g.kernelH() == 1 && g.kernelW() == 1 && g.padH() == 0 && g.padW() == 0;
-    if (g.strideH() == 1 && g.strideW() == 1 && g.outWidth() == g.width() && !direct) {
+    if (g.strideH() == 1 && g.strideW() == 1 && g.outWidth() == g.width() && !direct(g)) {
       f.add(Feature.SHIFTED_ROWS);
       if (!dataAsForward(g)) f.add(Feature.SHIFTED_ROWS_COL2IM);
     }
