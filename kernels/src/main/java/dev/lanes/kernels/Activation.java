@@ -188,19 +188,37 @@ public final class Activation {
     Split.invoke(this, false, n, x, 4 * xOffset, null, 0, y, 4 * yOffset, parallelism);
   }
 
-  /** The forward on byte offsets, arguments already validated (for kernels built on this one). */
+  /** The forward on byte offsets, arguments already validated. */
   void run(long n, MemorySegment x, long xAt, MemorySegment y, long yAt) {
+    run(false, n, x, xAt, y, yAt);
+  }
+
+  /**
+   * {@link #run} for the LSTM's and GRU's steps, which take SIGMOID and TANH only. Their loops are
+   * reached apart from the public forward's switch: C2 compiles a recurrent step, or the driver
+   * below, with the loops it reaches inlined, and through the shared switch (whose profile holds
+   * every function the JVM has run) that unit also took in the standalone kernels' loops. Measured
+   * with a standalone tanh and sigmoid run first: the unit ran past C2's inlining node budget, a
+   * vector helper was left out of line, and the LSTM boxed 39 MB and the GRU 26 MB per
+   * forward+backward (T50 B64 I256 H256). The steps' tanh is {@link VectorMath#tanhTwoBranch}, for
+   * the reason given there.
+   */
+  void runInStep(long n, MemorySegment x, long xAt, MemorySegment y, long yAt) {
+    run(true, n, x, xAt, y, yAt);
+  }
+
+  private void run(boolean inStep, long n, MemorySegment x, long xAt, MemorySegment y, long yAt) {
     long whole = n - n % LANES;
     boolean plain = SegmentLoops.allNative(x, y);
     for (long done = 0; done < whole; done += CHUNK) {
       int count = (int) Math.min(CHUNK, whole - done);
       if (plain) {
-        forwardLoop(function, alpha, count, x, xAt + 4 * done, y, yAt + 4 * done);
+        loop(inStep, count, x, xAt + 4 * done, y, yAt + 4 * done);
       } else {
         // Heap or mapped memory, through native memory: see HEAP_STAGE.
         MemorySegment stage = HEAP_STAGE.get();
         MemorySegment.copy(x, xAt + 4 * done, stage, 0, 4L * count);
-        forwardLoop(function, alpha, count, stage, 0, stage, 0);
+        loop(inStep, count, stage, 0, stage, 0);
         MemorySegment.copy(stage, 0, y, yAt + 4 * done, 4L * count);
       }
     }
@@ -209,8 +227,18 @@ public final class Activation {
       MemorySegment stage = SCRATCH.get();
       long rest = 4 * (n - whole);
       MemorySegment.copy(x, xAt + 4 * whole, stage, TAIL, rest);
-      forwardLoop(function, alpha, LANES, stage, TAIL, stage, TAIL);
+      loop(inStep, LANES, stage, TAIL, stage, TAIL);
       MemorySegment.copy(stage, TAIL, y, yAt + 4 * whole, rest);
+    }
+  }
+
+  private void loop(boolean inStep, int n, MemorySegment x, long xAt, MemorySegment y, long yAt) {
+    if (!inStep) {
+      forwardLoop(function, alpha, n, x, xAt, y, yAt);
+    } else if (function == Function.TANH) {
+      tanhTwoBranch(n, x, xAt, y, yAt);
+    } else {
+      sigmoid(n, x, xAt, y, yAt);
     }
   }
 
@@ -548,6 +576,16 @@ public final class Activation {
     }
     for (int i = 0; i < n; i += LANES) {
       VectorMath.tanh(FloatVector.fromMemorySegment(SPECIES, x, xAt + 4L * i, ORDER)).intoMemorySegment(y, yAt + 4L * i, ORDER);
+    }
+  }
+
+  /** {@link #tanh}'s loop in the recurrent steps' form: see {@link #runInStep}. */
+  private static void tanhTwoBranch(int n, MemorySegment x, long xAt, MemorySegment y, long yAt) {
+    if (x.getClass() != NATIVE || y.getClass() != NATIVE) {
+      throw SegmentLoops.notStaged();
+    }
+    for (int i = 0; i < n; i += LANES) {
+      VectorMath.tanhTwoBranch(FloatVector.fromMemorySegment(SPECIES, x, xAt + 4L * i, ORDER)).intoMemorySegment(y, yAt + 4L * i, ORDER);
     }
   }
 

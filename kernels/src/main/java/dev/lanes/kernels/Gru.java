@@ -118,10 +118,10 @@ public final class Gru extends RecurrentLayer {
       long ghRow = 4 * (gh + (long) b * g3);
       long unit = (long) b * hidden;
       SegmentLoops.addInto(workspace, ghRow, workspace, row, 2 * hidden);
-      Activation.SIGMOID.run(2L * hidden, workspace, row, workspace, row);
+      Activation.SIGMOID.runInStep(2L * hidden, workspace, row, workspace, row);
       GruLoops.candidateInput(hidden, workspace, row, row + 8L * hidden, workspace, ghRow + 8L * hidden, workspace,
           4 * (savedGhnAt(workspaceOffset, t) + unit));
-      Activation.TANH.run(hidden, workspace, row + 8L * hidden, workspace, row + 8L * hidden);
+      Activation.TANH.runInStep(hidden, workspace, row + 8L * hidden, workspace, row + 8L * hidden);
       MemorySegment previous = hPrev == null ? workspace : hPrev;
       long previousAt = hPrev == null ? 4 * zerosAt(workspaceOffset) : 4 * (hPrevOffset + unit);
       GruLoops.hiddenState(hidden, workspace, row + 4L * hidden, row + 8L * hidden, previous, previousAt, call.y,

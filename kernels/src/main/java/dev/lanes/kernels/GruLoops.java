@@ -10,7 +10,7 @@ import jdk.incubator.vector.VectorSpecies;
  * The fused pointwise passes of {@link Gru} over one batch row of H hidden units, on byte
  * offsets. A gate row holds {@code [r | z | n]}, H floats each. Each pass reads at most four
  * rows, so that C1 can compile it and it reaches C2 (see {@link LstmLoops}); the activations
- * themselves run through {@link Activation}'s loops.
+ * themselves run through {@link Activation#runInStep}.
  */
 final class GruLoops {
   private static final VectorSpecies<Float> SPECIES = FloatLanes.SPECIES;

@@ -224,9 +224,9 @@ public final class Lstm extends RecurrentLayer {
     int g4 = 4 * hidden;
     for (int b = from; b < to; b++) {
       long row = 4 * (gt + (long) b * g4);
-      Activation.SIGMOID.run(2L * hidden, workspace, row, workspace, row);
-      Activation.TANH.run(hidden, workspace, row + 8L * hidden, workspace, row + 8L * hidden);
-      Activation.SIGMOID.run(hidden, workspace, row + 12L * hidden, workspace, row + 12L * hidden);
+      Activation.SIGMOID.runInStep(2L * hidden, workspace, row, workspace, row);
+      Activation.TANH.runInStep(hidden, workspace, row + 8L * hidden, workspace, row + 8L * hidden);
+      Activation.SIGMOID.runInStep(hidden, workspace, row + 12L * hidden, workspace, row + 12L * hidden);
       long unit = (long) b * hidden;
       LstmLoops.cellForward(hidden, workspace, row, workspace, 4 * (cPrev + unit), workspace,
           4 * (cellAt(workspaceOffset, t) + unit), y, 4 * (yOffset + (long) t * batch * hidden + unit));

@@ -9,7 +9,7 @@ import jdk.incubator.vector.VectorSpecies;
 /**
  * The fused pointwise passes of {@link Lstm} over one batch row of H hidden units, on byte
  * offsets. A gate row holds {@code [i | f | g | o]}, H floats each, already activated. Each pass
- * is one loop with at most one {@link VectorMath#tanh}, small enough for C2 to inline whole, and
+ * is one loop with at most one {@link VectorMath#tanhTwoBranch}, small enough for C2 to inline whole, and
  * calls the Vector API directly (a small load helper was left out of line as "too large" on these
  * short rows, and boxed). Masked steps: the rows are short and in L1, and the passes are a small
  * part of a step next to its GEMM.
@@ -54,7 +54,7 @@ final class LstmLoops {
     for (int j = 0; j < hidden; j += LANES) {
       VectorMask<Float> m = SPECIES.indexInRange(j, hidden);
       long at = 4L * j;
-      FloatVector tc = VectorMath.tanh(FloatVector.fromMemorySegment(SPECIES, c, cAt + at, ORDER, m));
+      FloatVector tc = VectorMath.tanhTwoBranch(FloatVector.fromMemorySegment(SPECIES, c, cAt + at, ORDER, m));
       FloatVector.fromMemorySegment(SPECIES, gates, oAt + at, ORDER, m).mul(tc).intoMemorySegment(h, hAt + at, ORDER, m);
     }
   }
@@ -86,7 +86,7 @@ final class LstmLoops {
       VectorMask<Float> m = SPECIES.indexInRange(j, hidden);
       long at = 4L * j;
       FloatVector d = FloatVector.fromMemorySegment(SPECIES, dh, dhAt + at, ORDER, m);
-      FloatVector tc = VectorMath.tanh(FloatVector.fromMemorySegment(SPECIES, c, cAt + at, ORDER, m));
+      FloatVector tc = VectorMath.tanhTwoBranch(FloatVector.fromMemorySegment(SPECIES, c, cAt + at, ORDER, m));
       d.mul(FloatVector.fromMemorySegment(SPECIES, gates, oAt + at, ORDER, m)).mul(tc.neg().fma(tc, ONE))
           .add(FloatVector.fromMemorySegment(SPECIES, dc, dcAt + at, ORDER, m)).intoMemorySegment(dc, dcAt + at, ORDER, m);
       d.mul(tc).intoMemorySegment(dh, dhAt + at, ORDER, m);

@@ -170,12 +170,48 @@ final class VectorMath {
   private static final FloatVector T17 = all(0.00059002744094558595f);
   private static final FloatVector T19 = all(-0.00023912911424355248f);
 
+  private static final FloatVector MINUS_TWO = all(-2f);
+
   /**
    * tanh x with relative error at most {@code 6u}, NaN for NaN, ±1 at ±inf.
    *
    * <p>Why not {@code lanewise(TANH)}: it is intrinsified here (SVML) and allocates nothing, but
-   * measured 25 ms per 16M floats against 9.5 ms for a copy of the same bytes; this version keeps
-   * the activation kernels near copy speed.
+   * measured 25 ms per 16M floats against 9.5 ms for a copy of the same bytes.
+   *
+   * <p>Why through expm1: {@code tanh a = -m/(2 + m)} with {@code m = e^{-2a} - 1}, {@code a = |x|},
+   * holds for every a, so one branch serves all arguments. {@link #tanhTwoBranch} evaluates two
+   * forms on every lane; its two long dependency chains made the 16M-float forward latency-bound,
+   * at 2.6 to 2.9 times the copy time (measured, one thread), against 1.6 to 1.7 for this one.
+   *
+   * <p>Derivation. {@code -2a} is exact. As a function of m the result has condition
+   * {@code 2/(2 + m)}: a relative error ε in m becomes {@code 2ε/(2 + m)} in tanh. From
+   * {@link #expm1NonPositive}'s derivation, m is {@code 2^n q + (2^n - 1)} rounded once, with
+   * {@code |dq| <= 3.4u |q|}, so {@code |dm| <= 3.4u |2^n q| + u |m|}. For n = 0 (m = q, the FMA
+   * exact) that is {@code 3.4u |m|}, and {@code m >= -0.293} keeps the condition under 1.17: 4.0u.
+   * For {@code n <= -1}, with {@code w = e^{-2a}}, {@code |2^n q| / |m| = |w - 2^n| / (1 - w)} is largest
+   * at the top of n = -1 ({@code w = 0.707}: 0.71), giving {@code 1.17 (3.4u 0.71 + u) < 4.0u}; lower
+   * w only shrinks it (at most {@code 2u} as w goes to 0). Then {@code -2 - m} and the quotient round
+   * once each: under 6u in all. Above {@code a = 43.8} m is -1 exactly and the result exactly 1; for
+   * tiny a, {@code m = -2a} exactly and the result is a. The sign comes back by a blend, so
+   * {@code tanh(-0)} is {@code +0}.
+   */
+  static FloatVector tanh(FloatVector x) {
+    FloatVector m = expm1NonPositive(x.abs().mul(MINUS_TWO));
+    FloatVector magnitude = m.div(MINUS_TWO.sub(m));
+    return magnitude.blend(magnitude.neg(), x.compare(VectorOperators.LT, 0f));
+  }
+
+  /**
+   * tanh x as {@link #tanh} (6u, NaN for NaN, ±1 at ±inf, {@code tanh(-0) = +0}), in the older
+   * two-branch form: {@code 1 - 2/(1 + e^2|x|)} beside the odd Taylor polynomial, both evaluated on
+   * every lane and blended.
+   *
+   * <p>Why it stays, for the LSTM's and GRU's steps only: C2 compiles a recurrent step with its gate
+   * activations and cell update inlined into one unit. With {@link #tanh}'s expm1 there, that unit
+   * ran past C2's inlining node budget (NodeCountInliningCutoff), an exponential helper was left
+   * out of line, and every vector crossing it was boxed: measured 39 MB (LSTM) and 26 MB (GRU) per
+   * forward+backward at T50 B64 I256 H256, against about 0 with this form. The standalone
+   * activation kernel is its own compilation unit and takes the faster {@link #tanh}.
    *
    * <p>Derivation. For {@code |x| >= 0.55}: {@code e = e^{2|x|}} carries 3u ({@link #expUpTo88};
    * 2|x| is exact, and above 88.37 e is inf and the result exactly 1), {@code 1 + e} one more u,
@@ -186,7 +222,7 @@ final class VectorMath {
    * alternating, shrinking terms rounds to under 1.2u in p, the float coefficients add under 0.1u,
    * and the final product by x one u: under 2.5u.
    */
-  static FloatVector tanh(FloatVector x) {
+  static FloatVector tanhTwoBranch(FloatVector x) {
     FloatVector a = x.abs();
     FloatVector q = TWO.div(expUpTo88(a.add(a)).add(T1));
     FloatVector large = T1.sub(q);

@@ -54,11 +54,21 @@ class VectorMathTest {
 
   @Test
   void tanhIsWithinItsBoundAcrossItsRange() {
-    // An even sweep of [-20, 20] (tanh is 1 in float beyond 9.1; the sweep crosses the switch
-    // between the Taylor series and 1 - 2/(1 + e^2|x|) at |x| = 0.55), then magnitudes
-    // 2^-149 .. 2^7 of either sign, spaced evenly in the exponent, where the relative bound is
-    // hardest to keep near 0.
-    sweep("tanh", VectorMath::tanh, Math::tanh, exact -> 6 * U * Math.abs(exact),
+    tanhSweep("tanh", VectorMath::tanh);
+  }
+
+  @Test
+  void twoBranchTanhIsWithinItsBoundAcrossItsRange() {
+    // The recurrent layers' form, under the same 6u bound.
+    tanhSweep("tanhTwoBranch", VectorMath::tanhTwoBranch);
+  }
+
+  private static void tanhSweep(String name, UnaryOperator<FloatVector> tanh) {
+    // An even sweep of [-20, 20] (tanh is 1 in float beyond 9.1; the sweep crosses the two-branch
+    // form's switch between the Taylor series and 1 - 2/(1 + e^2|x|) at |x| = 0.55, and every
+    // reduction step n of the expm1 form), then magnitudes 2^-149 .. 2^7 of either sign, spaced
+    // evenly in the exponent, where the relative bound is hardest to keep near 0.
+    sweep(name, tanh, Math::tanh, exact -> 6 * U * Math.abs(exact),
         (i, random) -> i < 1_000_000 ? -20 + 40.0 * i / 1_000_000.0
             : (random.nextBoolean() ? 1 : -1) * Math.scalb(1.0, -149 + random.nextInt(156)) * (1 + random.nextDouble()));
   }
