@@ -237,8 +237,10 @@ public final class Activation {
       forwardLoop(function, alpha, n, x, xAt, y, yAt);
     } else if (function == Function.TANH) {
       tanhTwoBranch(n, x, xAt, y, yAt);
-    } else {
+    } else if (function == Function.SIGMOID) {
       sigmoid(n, x, xAt, y, yAt);
+    } else {
+      throw new AssertionError("runInStep takes SIGMOID and TANH, not " + function);
     }
   }
 

@@ -207,10 +207,12 @@ final class VectorMath {
    * every lane and blended.
    *
    * <p>Why it stays, for the LSTM's and GRU's steps only: C2 compiles a recurrent step with its gate
-   * activations and cell update inlined into one unit. With {@link #tanh}'s expm1 there, that unit
-   * ran past C2's inlining node budget (NodeCountInliningCutoff), an exponential helper was left
-   * out of line, and every vector crossing it was boxed: measured 39 MB (LSTM) and 26 MB (GRU) per
-   * forward+backward at T50 B64 I256 H256, against about 0 with this form. The standalone
+   * activations and cell update inlined into one unit. With {@link #tanh}'s expm1 there (the gates
+   * then still reached through the public forward's switch), that unit ran past C2's inlining node
+   * budget (NodeCountInliningCutoff), an exponential helper was left out of line, and every vector
+   * crossing it was boxed: measured 39 MB (LSTM) and 26 MB (GRU) per forward+backward at T50 B64
+   * I256 H256. Through {@link Activation#runInStep} this form measures about 0; the expm1 form has
+   * not been measured there, so the steps keep the one known to compile cleanly. The standalone
    * activation kernel is its own compilation unit and takes the faster {@link #tanh}.
    *
    * <p>Derivation. For {@code |x| >= 0.55}: {@code e = e^{2|x|}} carries 3u ({@link #expUpTo88};
