@@ -354,7 +354,12 @@ final class PoolTask implements ParallelTask {
   /** Splits one input row of {@code width} floats into {@code rows[at + m] = x[2m]}, {@code rows[at + odd + m] = x[2m+1]}. */
   static void splitRow(MemorySegment x, long rowAt, int width, float[] rows, int at, int odd) {
     int m = 0;
-    for (; 2 * m + 2 * LANES <= width; m += LANES) {
+    // Pairs of input vectors that fit: m + LANES <= width / 2. Written as a plain bound, C2 sees a
+    // counted loop: it unrolled it 4 times and checked every bound before it (11.5 instructions a
+    // pair, from 33), and splitting took about 2.8 us per 112 x 112 plane in cache against 3.8.
+    // A whole 32x64x112x112 pool, from memory, did not measurably change (0.92-1.04x).
+    int pairs = width / 2 - LANES + 1;
+    for (; m < pairs; m += LANES) {
       FloatVector lo = FloatVector.fromMemorySegment(SPECIES, x, rowAt + 8L * m, ORDER);
       FloatVector hi = FloatVector.fromMemorySegment(SPECIES, x, rowAt + 8L * m + 4L * LANES, ORDER);
       lo.rearrange(EVEN_LANES, hi).intoArray(rows, at + m);
