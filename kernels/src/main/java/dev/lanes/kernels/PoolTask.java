@@ -18,9 +18,10 @@ import jdk.incubator.vector.VectorSpecies;
  *
  * <p>Forward works one output row at a time, LANES outputs per vector: for every tap (ih, kw)
  * of the window it loads the input at columns {@code first + j*stride} for lanes j, stride 1 as one
- * load, stride 2 as two loads whose even lanes a two-vector permute collects. Lanes whose column
- * falls in the padding read the padding value (-inf for max, 0 for average) through a masked load.
- * The row's running max and argmax, or sum, stay in registers inside one method.
+ * load, stride 2 as two loads whose even lanes a two-vector permute collects. Outputs whose
+ * windows reach into the left or right padding go one at a time ({@link #scalarRow}). The row's running max and argmax, or sum, stay in registers inside one method. Max pooling with
+ * 3-wide windows at stride 2 splits each input row into its even and odd columns first
+ * ({@link #maxPlaneStride2}), so that its overlapping taps are plain loads.
  */
 final class PoolTask implements ParallelTask {
   static final int MAX_FORWARD = 0;
@@ -35,12 +36,14 @@ final class PoolTask implements ParallelTask {
    */
   private static final ThreadLocal<float[][]> SHARES = ThreadLocal.withInitial(() -> new float[][] {new float[0]});
   /**
-   * Four rows of {@link #PHASE_ROWS} floats per running thread, for {@link #maxPlaneStride2}; grown,
-   * never shrunk.
+   * The split rows of {@link #maxPlaneStride2}, {@link #PHASE_ROWS} of them, per running thread;
+   * grown, never shrunk.
    */
   private static final ThreadLocal<float[][]> PHASES = ThreadLocal.withInitial(() -> new float[][] {new float[0]});
-  /** Window rows {@link #maxPlaneStride2} keeps split: 3 input rows plus one row of -inf. */
-  private static final int PHASE_ROWS = 4;
+  /** Input rows {@link #maxPlaneStride2} keeps split at once: a window's height at most. */
+  private static final int SPLIT_SLOTS = 3;
+  /** The split rows plus one row of -inf. */
+  private static final int PHASE_ROWS = SPLIT_SLOTS + 1;
   private static final VectorSpecies<Float> SPECIES = FloatLanes.SPECIES;
   private static final VectorSpecies<Integer> INTS = SPECIES.vectorShape().withLanes(int.class);
   private static final int LANES = SPECIES.length();
@@ -281,9 +284,10 @@ final class PoolTask implements ParallelTask {
    * permutes them for every tap, 9 times per 3 x 3 window, where here each input row is split once
    * for the two or three windows that overlap it; it also keeps two segment bounds checks per tap
    * (about 75 instructions per window row of 8 outputs, read in the disassembly). Measured on one
-   * Zen 3 thread, a 112 x 112 plane 3 x 3 stride 2 pad 1 took 7.6-8.0 us against 9.9-10.1 us.
+   * Zen 3 thread, in cache, a 112 x 112 plane 3 x 3 stride 2 pad 1 took 6.5-6.9 us against
+   * 9.9-10.3 us.
    *
-   * <p>Rows stay split while windows overlap them (3 slots, the row number mod 3); a window clipped
+   * <p>Rows stay split while windows overlap them (slot = row number mod 3); a window clipped
    * by the top or bottom edge reads a row of -inf in place of its missing rows, which never wins,
    * so every window runs the same taps. The split odd columns have a -inf before them for the left
    * padding, so output 0 runs in the vector loop too (as {@link #scalarRow} it took a fifth of the
@@ -301,7 +305,7 @@ final class PoolTask implements ParallelTask {
     float[] rows = slot[0];
     int negInfRow = (PHASE_ROWS - 1) * rowFloats;
     java.util.Arrays.fill(rows, negInfRow, negInfRow + rowFloats, Float.NEGATIVE_INFINITY);
-    for (int r = 0; r < PHASE_ROWS - 1; r++) {
+    for (int r = 0; r < SPLIT_SLOTS; r++) {
       // The left padding column: O[-1], read by output 0's first tap when padW = 1.
       rows[r * rowFloats + phase] = Float.NEGATIVE_INFINITY;
     }
@@ -320,12 +324,12 @@ final class PoolTask implements ParallelTask {
       long yRow = yPlane + 4L * oh * g.outWidth;
       long idxRow = idxPlane + 4L * oh * g.outWidth;
       for (int ih = Math.max(h0, split + 1); ih < h1; ih++) {
-        splitRow(x, planeAt + 4L * ih * width, width, rows, (ih % 3) * rowFloats, phase + 1);
+        splitRow(x, planeAt + 4L * ih * width, width, rows, (ih % SPLIT_SLOTS) * rowFloats, phase + 1);
       }
       split = Math.max(split, h1 - 1);
-      int r0 = h0 < h1 ? (h0 % 3) * rowFloats : negInfRow;
-      int r1 = h0 + 1 < h1 ? ((h0 + 1) % 3) * rowFloats : negInfRow;
-      int r2 = h0 + 2 < h1 ? ((h0 + 2) % 3) * rowFloats : negInfRow;
+      int r0 = h0 < h1 ? (h0 % SPLIT_SLOTS) * rowFloats : negInfRow;
+      int r1 = h0 + 1 < h1 ? ((h0 + 1) % SPLIT_SLOTS) * rowFloats : negInfRow;
+      int r2 = h0 + 2 < h1 ? ((h0 + 2) % SPLIT_SLOTS) * rowFloats : negInfRow;
       int vectorEnd = 0;
       if (h0 < h1 && inside >= LANES) {
         vectorEnd = inside;
@@ -352,7 +356,7 @@ final class PoolTask implements ParallelTask {
   }
 
   /** Splits one input row of {@code width} floats into {@code rows[at + m] = x[2m]}, {@code rows[at + odd + m] = x[2m+1]}. */
-  static void splitRow(MemorySegment x, long rowAt, int width, float[] rows, int at, int odd) {
+  private static void splitRow(MemorySegment x, long rowAt, int width, float[] rows, int at, int odd) {
     int m = 0;
     // Pairs of input vectors that fit: m + LANES <= width / 2. Written as a plain bound, C2 sees a
     // counted loop: it unrolled it 4 times and checked every bound before it (11.5 instructions a
@@ -380,7 +384,7 @@ final class PoolTask implements ParallelTask {
    * index of output ow's first tap. The loop over blocks is counted and its array indices affine,
    * so C2 checks their bounds before it rather than at every tap.
    */
-  static void maxRunSplit(float[] rows, int r0, int r1, int r2, boolean threeRows, int c0, int c1, int c2,
+  private static void maxRunSplit(float[] rows, int r0, int r1, int r2, boolean threeRows, int c0, int c1, int c2,
       int argBase, int width, int ow0, int count, MemorySegment y, long yRow, MemorySegment idx,
       long idxRow) {
     IntVector laneColumn = IOTA.mul(2);
@@ -477,7 +481,7 @@ final class PoolTask implements ParallelTask {
   }
 
   /** Outputs [owFrom, owTo) of a row, any stride, one at a time, with the same scan order and rules as the blocks. */
-  static void scalarRow(Pool2d g, MemorySegment x, long planeAt, int oh, int owFrom, int owTo,
+  private static void scalarRow(Pool2d g, MemorySegment x, long planeAt, int oh, int owFrom, int owTo,
       MemorySegment y, long yRow, MemorySegment idx, long idxRow, boolean max, boolean countIncludePad) {
     int top = oh * g.strideH - g.padH;
     int h0 = Math.max(top, 0);
