@@ -35,15 +35,10 @@ final class PoolTask implements ParallelTask {
    * workers run parts of one task); grown, never shrunk.
    */
   private static final ThreadLocal<float[][]> SHARES = ThreadLocal.withInitial(() -> new float[][] {new float[0]});
-  /**
-   * The split rows of {@link #maxPlaneStride2}, {@link #PHASE_ROWS} of them, per running thread;
-   * grown, never shrunk.
-   */
-  private static final ThreadLocal<float[][]> PHASES = ThreadLocal.withInitial(() -> new float[][] {new float[0]});
-  /** Input rows {@link #maxPlaneStride2} keeps split at once: a window's height at most. */
+  /** {@link #maxPlaneStride2}'s arrays, per running thread; grown, never shrunk. */
+  private static final ThreadLocal<RowMaxima> ROW_MAXIMA = ThreadLocal.withInitial(RowMaxima::new);
+  /** Input rows whose row maxima {@link #maxPlaneStride2} keeps at once: a window's height at most. */
   private static final int SPLIT_SLOTS = 3;
-  /** The split rows plus one row of -inf. */
-  private static final int PHASE_ROWS = SPLIT_SLOTS + 1;
   private static final VectorSpecies<Float> SPECIES = FloatLanes.SPECIES;
   private static final VectorSpecies<Integer> INTS = SPECIES.vectorShape().withLanes(int.class);
   private static final int LANES = SPECIES.length();
@@ -276,77 +271,89 @@ final class PoolTask implements ParallelTask {
   }
 
   /**
-   * Max pooling of one plane at stride 2 across. Each input row is split once into its even and
-   * its odd columns, {@code E[m] = x[2m]} and {@code O[m] = x[2m + 1]}, in a per-thread array; the
-   * window tap at column {@code 2*ow + s} ({@code s = kw - padW}, from -1 to 2) is then
-   * {@code E[ow + s/2]} for even s and {@code O[ow + (s-1)/2]} for odd s, so LANES outputs' taps
-   * are one plain array load each. Why: the strided form ({@link #maxBlocks}) loads two vectors and
-   * permutes them for every tap, 9 times per 3 x 3 window, where here each input row is split once
-   * for the two or three windows that overlap it; it also keeps two segment bounds checks per tap
-   * (about 75 instructions per window row of 8 outputs, read in the disassembly). Measured on one
-   * Zen 3 thread, in cache, a 112 x 112 plane 3 x 3 stride 2 pad 1 took 6.5-6.9 us against
-   * 9.9-10.3 us.
+   * Max pooling of one plane at stride 2 across, in two passes over rows.
    *
-   * <p>Rows stay split while windows overlap them (slot = row number mod 3); a window clipped
-   * by the top or bottom edge reads a row of -inf in place of its missing rows, which never wins,
-   * so every window runs the same taps. The split odd columns have a -inf before them for the left
-   * padding, so output 0 runs in the vector loop too (as {@link #scalarRow} it took a fifth of the
-   * plane's time). Outputs whose windows cross the right edge go to {@link #scalarRow}.
+   * <p>Across: each input row is split once into its even and its odd columns,
+   * {@code E[m] = x[2m]} and {@code O[m] = x[2m + 1]}, in a per-thread array, so that the window tap
+   * at column {@code 2*ow + s} ({@code s = kw - padW}, from -1 to 2) is {@code E[ow + s/2]} for even
+   * s and {@code O[ow + (s-1)/2]} for odd s: LANES outputs' taps are one plain array load each. The
+   * row's max over each output's 3 taps, with its index, goes to one of 3 slots (row number mod 3).
+   * Down: each output row combines the row maxima of its window's rows. An input row serves the two
+   * output rows whose windows overlap it (stride 2, 3 rows) with one across pass.
+   *
+   * <p>Why: the strided form ({@link #maxBlocks}) loads two vectors and permutes them for every
+   * tap, 9 times per 3 x 3 window, and keeps two segment bounds checks per tap (about 75
+   * instructions per window row of 8 outputs, read in the disassembly). Measured on one Zen 3
+   * thread, in cache, a 112 x 112 plane 3 x 3 stride 2 pad 1 took 6.5-6.9 us against 9.9-10.3 us
+   * with all 9 taps of a window combined per output row. Sharing the row maxima then took 0.86-0.99
+   * of that time in cache and 0.92-1.11 (median 0.94) on 32x64 planes from memory, old and new
+   * code alternating in one JVM.
+   *
+   * <p>Order: "b replaces a if b > a or b is NaN" (a before b in scan order) is associative -- it
+   * picks the last NaN if there is one, else the first maximum -- so the row maxima combined in row
+   * order give the scan's bits and index. A window clipped by the top or bottom edge combines a
+   * slot of -inf in place of its missing rows, which never wins. The split odd columns have a -inf
+   * before them for the left padding, so output 0 runs in the vector loops too (as
+   * {@link #scalarRow} it took a fifth of the plane's time). Outputs whose windows cross the right
+   * edge go to {@link #scalarRow}.
    */
   private static void maxPlaneStride2(Pool2d g, MemorySegment x, long planeAt, MemorySegment y, long yPlane,
       MemorySegment idx, long idxPlane) {
     int width = g.width;
     int phase = (width + 1) / 2;
     int rowFloats = 2 * phase + 1; // the even columns, one -inf, the odd columns
-    float[][] slot = PHASES.get();
-    if (slot[0].length < PHASE_ROWS * rowFloats) {
-      slot[0] = new float[PHASE_ROWS * rowFloats];
-    }
-    float[] rows = slot[0];
-    int negInfRow = (PHASE_ROWS - 1) * rowFloats;
-    java.util.Arrays.fill(rows, negInfRow, negInfRow + rowFloats, Float.NEGATIVE_INFINITY);
-    for (int r = 0; r < SPLIT_SLOTS; r++) {
-      // The left padding column: O[-1], read by output 0's first tap when padW = 1.
-      rows[r * rowFloats + phase] = Float.NEGATIVE_INFINITY;
-    }
+    int outWidth = g.outWidth;
+    RowMaxima scratch = ROW_MAXIMA.get().fit(rowFloats, (SPLIT_SLOTS + 1) * outWidth);
+    float[] row = scratch.split;
+    float[] vals = scratch.vals;
+    int[] args = scratch.args;
+    // The left padding column, O[-1], read by output 0's first tap when padW = 1.
+    row[phase] = Float.NEGATIVE_INFINITY;
+    int negInfSlot = SPLIT_SLOTS * outWidth;
+    java.util.Arrays.fill(vals, negInfSlot, negInfSlot + outWidth, Float.NEGATIVE_INFINITY);
     // Windows of outputs [0, inside) end inside the row; the left padding is read from the -inf.
-    int inside = Math.max(0, Math.min(g.outWidth, Math.floorDiv(width + g.padW - g.kernelW, 2) + 1));
-    // Tap kw's offset from a row's start, for output 0: phase (s & 1), position s >> 1.
+    int inside = Math.max(0, Math.min(outWidth, Math.floorDiv(width + g.padW - g.kernelW, 2) + 1));
+    boolean vectors = inside >= LANES;
+    int full = inside / LANES;
+    boolean tail = full * LANES < inside;
+    // Tap kw's offset in a split row, for output 0: phase (s & 1), position s >> 1.
     int c0 = tapOffset(0 - g.padW, phase);
     int c1 = tapOffset(1 - g.padW, phase);
     int c2 = tapOffset(2 - g.padW, phase);
-    boolean threeRows = g.kernelH == 3;
-    int split = -1; // rows up to this one have been split
+    int done = -1; // rows up to this one have their row maxima
     for (int oh = 0; oh < g.outHeight; oh++) {
       int top = oh * g.strideH - g.padH;
       int h0 = Math.max(top, 0);
       int h1 = Math.min(top + g.kernelH, g.height);
-      long yRow = yPlane + 4L * oh * g.outWidth;
-      long idxRow = idxPlane + 4L * oh * g.outWidth;
-      for (int ih = Math.max(h0, split + 1); ih < h1; ih++) {
-        splitRow(x, planeAt + 4L * ih * width, width, rows, (ih % SPLIT_SLOTS) * rowFloats, phase + 1);
-      }
-      split = Math.max(split, h1 - 1);
-      int r0 = h0 < h1 ? (h0 % SPLIT_SLOTS) * rowFloats : negInfRow;
-      int r1 = h0 + 1 < h1 ? ((h0 + 1) % SPLIT_SLOTS) * rowFloats : negInfRow;
-      int r2 = h0 + 2 < h1 ? ((h0 + 2) % SPLIT_SLOTS) * rowFloats : negInfRow;
+      long yRow = yPlane + 4L * oh * outWidth;
+      long idxRow = idxPlane + 4L * oh * outWidth;
       int vectorEnd = 0;
-      if (h0 < h1 && inside >= LANES) {
-        vectorEnd = inside;
-        int argBase = h0 * width - g.padW;
-        int full = inside / LANES;
-        maxRunSplit(rows, r0, r1, r2, threeRows, c0, c1, c2, argBase, width, 0, full, y, yRow, idx, idxRow);
-        if (full * LANES < inside) {
-          maxRunSplit(rows, r0, r1, r2, threeRows, c0, c1, c2, argBase, width, inside - LANES, 1, y, yRow,
-              idx, idxRow);
+      if (vectors && h0 < h1) {
+        for (int ih = Math.max(h0, done + 1); ih < h1; ih++) {
+          splitRow(x, planeAt + 4L * ih * width, width, row, 0, phase + 1);
+          int slot = (ih % SPLIT_SLOTS) * outWidth;
+          int argBase = ih * width - g.padW;
+          rowMaxima(row, c0, c1, c2, argBase, 0, full, vals, args, slot);
+          if (tail) {
+            rowMaxima(row, c0, c1, c2, argBase, inside - LANES, 1, vals, args, slot);
+          }
         }
+        done = Math.max(done, h1 - 1);
+        int s0 = (h0 % SPLIT_SLOTS) * outWidth;
+        int s1 = h0 + 1 < h1 ? ((h0 + 1) % SPLIT_SLOTS) * outWidth : negInfSlot;
+        int s2 = h0 + 2 < h1 ? ((h0 + 2) % SPLIT_SLOTS) * outWidth : negInfSlot;
+        windowMaxima(vals, args, s0, s1, s2, 0, full, y, yRow, idx, idxRow);
+        if (tail) {
+          windowMaxima(vals, args, s0, s1, s2, inside - LANES, 1, y, yRow, idx, idxRow);
+        }
+        vectorEnd = inside;
         // Output 0's first tap was the padding: it keeps the index only if every tap is -inf,
         // where the rule's index is that of the first tap inside the image.
         if (g.padW == 1 && idx != null && y.get(JAVA_FLOAT_UNALIGNED, yRow) == Float.NEGATIVE_INFINITY) {
           idx.set(JAVA_INT_UNALIGNED, idxRow, h0 * width);
         }
       }
-      scalarRow(g, x, planeAt, oh, vectorEnd, g.outWidth, y, yRow, idx, idxRow, true, false);
+      scalarRow(g, x, planeAt, oh, vectorEnd, outWidth, y, yRow, idx, idxRow, true, false);
     }
   }
 
@@ -378,70 +385,51 @@ final class PoolTask implements ParallelTask {
   }
 
   /**
-   * {@code count} blocks of LANES outputs from output {@code ow0} of one row, from split rows
-   * starting at r0, r1, r2 (the third only if threeRows) and taps at c0, c1, c2, under
-   * {@link #maxBlocks}' rules and scan order. {@code argBase + 2*ow} is the plane
-   * index of output ow's first tap. The loop over blocks is counted and its array indices affine,
-   * so C2 checks their bounds before it rather than at every tap.
+   * Row maxima of {@code count} blocks of LANES outputs from output {@code ow0}: the max over the
+   * taps at {@code row[c0 + ow]}, {@code row[c1 + ow]}, {@code row[c2 + ow]} of a split row, in that
+   * order, under {@link #maxBlocks}' rules, into {@code vals[at + ow]}, and its plane index
+   * ({@code argBase + 2*ow + kw}) into {@code args[at + ow]}. The loop is counted and its indices
+   * affine, so C2 checks their bounds before it.
    */
-  private static void maxRunSplit(float[] rows, int r0, int r1, int r2, boolean threeRows, int c0, int c1, int c2,
-      int argBase, int width, int ow0, int count, MemorySegment y, long yRow, MemorySegment idx,
-      long idxRow) {
+  private static void rowMaxima(float[] row, int c0, int c1, int c2, int argBase, int ow0, int count,
+      float[] vals, int[] args, int at) {
     IntVector laneColumn = IOTA.mul(2);
     for (int b = 0; b < count; b++) {
       int ow = ow0 + b * LANES;
       IntVector column = laneColumn.add(argBase + 2 * ow);
-      // The taps written out: with rows and taps as loops of constant bounds, as in maxBlocks, C2
-      // kept both loops here, and a helper cannot hand back both the max and its index without
-      // an object (which would box the vectors). Combined as a tree, not in a chain: "b replaces a if b > a or b is
-      // NaN" (a before b in scan order) is associative -- it picks the last NaN if there is one,
-      // else the first maximum -- so the tree gives the chain's bits and index, and the
-      // dependent compare-or-blend steps drop from 9 to 4 per 3 x 3 window. As a chain the
-      // loop ran at about the strided form's speed, with half its instructions.
-      FloatVector v;
-      VectorMask<Float> takes;
-      int at;
-      at = r0 + ow;
-      IntVector arg0 = column;
-      FloatVector best0 = FloatVector.fromArray(SPECIES, rows, at + c0);
-      v = FloatVector.fromArray(SPECIES, rows, at + c1);
-      takes = v.compare(VectorOperators.GT, best0).or(v.compare(VectorOperators.NE, v));
-      best0 = best0.blend(v, takes);
-      arg0 = arg0.blend(arg0.add(1), takes.cast(INTS));
-      v = FloatVector.fromArray(SPECIES, rows, at + c2);
-      takes = v.compare(VectorOperators.GT, best0).or(v.compare(VectorOperators.NE, v));
-      best0 = best0.blend(v, takes);
-      arg0 = arg0.blend(column.add(2), takes.cast(INTS));
-      at = r1 + ow;
-      IntVector arg1 = column.add(width);
-      FloatVector best1 = FloatVector.fromArray(SPECIES, rows, at + c0);
-      v = FloatVector.fromArray(SPECIES, rows, at + c1);
-      takes = v.compare(VectorOperators.GT, best1).or(v.compare(VectorOperators.NE, v));
-      best1 = best1.blend(v, takes);
-      arg1 = arg1.blend(arg1.add(1), takes.cast(INTS));
-      v = FloatVector.fromArray(SPECIES, rows, at + c2);
-      takes = v.compare(VectorOperators.GT, best1).or(v.compare(VectorOperators.NE, v));
-      best1 = best1.blend(v, takes);
-      arg1 = arg1.blend(column.add(width).add(2), takes.cast(INTS));
-      takes = best1.compare(VectorOperators.GT, best0).or(best1.compare(VectorOperators.NE, best1));
-      FloatVector best = best0.blend(best1, takes);
-      IntVector arg = arg0.blend(arg1, takes.cast(INTS));
-      if (threeRows) {
-        at = r2 + ow;
-        IntVector arg2 = column.add(2 * width);
-        FloatVector best2 = FloatVector.fromArray(SPECIES, rows, at + c0);
-        v = FloatVector.fromArray(SPECIES, rows, at + c1);
-        takes = v.compare(VectorOperators.GT, best2).or(v.compare(VectorOperators.NE, v));
-        best2 = best2.blend(v, takes);
-        arg2 = arg2.blend(arg2.add(1), takes.cast(INTS));
-        v = FloatVector.fromArray(SPECIES, rows, at + c2);
-        takes = v.compare(VectorOperators.GT, best2).or(v.compare(VectorOperators.NE, v));
-        best2 = best2.blend(v, takes);
-        arg2 = arg2.blend(column.add(2 * width).add(2), takes.cast(INTS));
-        takes = best2.compare(VectorOperators.GT, best).or(best2.compare(VectorOperators.NE, best2));
-        best = best.blend(best2, takes);
-        arg = arg.blend(arg2, takes.cast(INTS));
-      }
+      FloatVector best = FloatVector.fromArray(SPECIES, row, c0 + ow);
+      IntVector arg = column;
+      FloatVector v = FloatVector.fromArray(SPECIES, row, c1 + ow);
+      VectorMask<Float> takes = v.compare(VectorOperators.GT, best).or(v.compare(VectorOperators.NE, v));
+      best = best.blend(v, takes);
+      arg = arg.blend(column.add(1), takes.cast(INTS));
+      v = FloatVector.fromArray(SPECIES, row, c2 + ow);
+      takes = v.compare(VectorOperators.GT, best).or(v.compare(VectorOperators.NE, v));
+      best = best.blend(v, takes);
+      arg = arg.blend(column.add(2), takes.cast(INTS));
+      best.intoArray(vals, at + ow);
+      arg.intoArray(args, at + ow);
+    }
+  }
+
+  /**
+   * {@code count} blocks of LANES outputs from output {@code ow0} of one output row: the row maxima
+   * in slots s0, s1, s2 combined in that order, under {@link #maxBlocks}' rules, into y and idx.
+   */
+  private static void windowMaxima(float[] vals, int[] args, int s0, int s1, int s2, int ow0, int count,
+      MemorySegment y, long yRow, MemorySegment idx, long idxRow) {
+    for (int b = 0; b < count; b++) {
+      int ow = ow0 + b * LANES;
+      FloatVector best = FloatVector.fromArray(SPECIES, vals, s0 + ow);
+      IntVector arg = IntVector.fromArray(INTS, args, s0 + ow);
+      FloatVector v = FloatVector.fromArray(SPECIES, vals, s1 + ow);
+      VectorMask<Float> takes = v.compare(VectorOperators.GT, best).or(v.compare(VectorOperators.NE, v));
+      best = best.blend(v, takes);
+      arg = arg.blend(IntVector.fromArray(INTS, args, s1 + ow), takes.cast(INTS));
+      v = FloatVector.fromArray(SPECIES, vals, s2 + ow);
+      takes = v.compare(VectorOperators.GT, best).or(v.compare(VectorOperators.NE, v));
+      best = best.blend(v, takes);
+      arg = arg.blend(IntVector.fromArray(INTS, args, s2 + ow), takes.cast(INTS));
       best.intoMemorySegment(y, yRow + 4L * ow, ORDER);
       if (idx != null) {
         arg.intoMemorySegment(idx, idxRow + 4L * ow, ORDER);
@@ -602,6 +590,24 @@ final class PoolTask implements ParallelTask {
     if (tiles) {
       int coveredRows = g.outHeight * g.kernelH;
       SegmentLoops.fill(dx, dxPlane + 4L * coveredRows * g.width, (g.height - coveredRows) * g.width, 0f);
+    }
+  }
+
+  /** One split input row, and the row maxima (values and plane indices) of 3 rows and a row of -inf. */
+  private static final class RowMaxima {
+    float[] split = new float[0];
+    float[] vals = new float[0];
+    int[] args = new int[0];
+
+    RowMaxima fit(int splitFloats, int slotFloats) {
+      if (split.length < splitFloats) {
+        split = new float[splitFloats];
+      }
+      if (vals.length < slotFloats) {
+        vals = new float[slotFloats];
+        args = new int[slotFloats];
+      }
+      return this;
     }
   }
 }
