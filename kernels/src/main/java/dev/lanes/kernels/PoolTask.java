@@ -19,8 +19,9 @@ import jdk.incubator.vector.VectorSpecies;
  * <p>Forward works one output row at a time, LANES outputs per vector: for every tap (ih, kw)
  * of the window it loads the input at columns {@code first + j*stride} for lanes j, stride 1 as one
  * load, stride 2 as two loads whose even lanes a two-vector permute collects. Outputs whose
- * windows reach into the left or right padding go one at a time ({@link #scalarRow}). The row's running max and argmax, or sum, stay in registers inside one method. Max pooling with
- * 3-wide windows at stride 2 splits each input row into its even and odd columns first
+ * windows reach into the left or right padding go one at a time ({@link #scalarRow}). The row's
+ * running max and argmax, or sum, stay in registers inside one method. Max pooling with 3-wide
+ * windows at stride 2 splits each input row into its even and odd columns first
  * ({@link #maxPlaneStride2}), so that its overlapping taps are plain loads.
  */
 final class PoolTask implements ParallelTask {
@@ -43,13 +44,11 @@ final class PoolTask implements ParallelTask {
   private static final VectorSpecies<Integer> INTS = SPECIES.vectorShape().withLanes(int.class);
   private static final int LANES = SPECIES.length();
   private static final ByteOrder ORDER = ByteOrder.nativeOrder();
-  /** Lane indices 0, 2, 4, ...: the even lanes of two concatenated vectors. */
-  private static final FloatVector EVEN = FloatVector.fromArray(SPECIES, evens(), 0);
   /**
-   * The even and the odd lanes of two concatenated vectors, as shuffles for {@link #splitRow}
-   * (indices past the first vector wrap to the second). Not index vectors as {@link #EVEN}: an
-   * index vector's lanes live in a float[], which C2 must assume the float[] stores of the split
-   * may overwrite, so it loaded and converted both index vectors anew on every step.
+   * The even and the odd lanes of two concatenated vectors (indices past the first vector wrap to
+   * the second). Shuffles, not index vectors for {@code selectFrom}: an index vector's lanes live
+   * in a float[], which C2 must assume {@link #splitRow}'s float[] stores may overwrite, so it
+   * loaded and converted the index vectors anew on every step there.
    */
   private static final VectorShuffle<Float> EVEN_LANES = VectorShuffle.fromOp(SPECIES, j -> 2 * j);
   private static final VectorShuffle<Float> ODD_LANES = VectorShuffle.fromOp(SPECIES, j -> 2 * j + 1);
@@ -72,14 +71,6 @@ final class PoolTask implements ParallelTask {
   private MemorySegment index;
   private long indexOff;
   private boolean countIncludePad;
-
-  private static float[] evens() {
-    float[] e = new float[LANES];
-    for (int j = 0; j < LANES; j++) {
-      e[j] = 2 * j;
-    }
-    return e;
-  }
 
   /** Runs one pass; offsets are in elements. (in, out) are (x, y) forward and (dy, dx) backward. */
   static void run(int op, Pool2d g, MemorySegment in, long inOffset, MemorySegment out, long outOffset,
@@ -137,13 +128,16 @@ final class PoolTask implements ParallelTask {
     // Forward reads image planes and writes pooled ones; backward reads pooled dy, writes image dx.
     long inPlane = forward ? imagePlane : pooledPlane;
     long outPlane = forward ? pooledPlane : imagePlane;
+    boolean splitRows = op == MAX_FORWARD && splitsRows(g);
     for (int p = from; p < to; p++) {
       long x = inOff + p * inPlane;
       long y = outOff + p * outPlane;
       long idx = indexOff + p * pooledPlane;
       switch (op) {
+        // Max and average keep separate arms, each with its own row loop: with one shared arm the
+        // split path ran 3-13% slower (old and new code alternating in one JVM).
         case MAX_FORWARD -> {
-          if (splitsPhases(g)) {
+          if (splitRows) {
             maxPlaneStride2(g, in, x, out, y, index, idx);
           } else {
             for (int oh = 0; oh < g.outHeight; oh++) {
@@ -266,7 +260,7 @@ final class PoolTask implements ParallelTask {
    * the rows first saves no permutes and costs the split. (An early version of this path that took
    * them too ran a 112 x 112 2 x 2 plane in 6.2 us against 5.1 us strided.)
    */
-  private static boolean splitsPhases(Pool2d g) {
+  private static boolean splitsRows(Pool2d g) {
     return g.strideW == 2 && g.kernelW == 3 && g.kernelH <= 3 && g.padW <= 1 && g.outWidth >= LANES + 2;
   }
 
@@ -330,7 +324,7 @@ final class PoolTask implements ParallelTask {
       int vectorEnd = 0;
       if (vectors && h0 < h1) {
         for (int ih = Math.max(h0, done + 1); ih < h1; ih++) {
-          splitRow(x, planeAt + 4L * ih * width, width, row, 0, phase + 1);
+          splitRow(x, planeAt + 4L * ih * width, width, row, phase + 1);
           int slot = (ih % SPLIT_SLOTS) * outWidth;
           int argBase = ih * width - g.padW;
           rowMaxima(row, c0, c1, c2, argBase, 0, full, vals, args, slot);
@@ -362,8 +356,8 @@ final class PoolTask implements ParallelTask {
     return (s & 1) * (phase + 1) + (s >> 1);
   }
 
-  /** Splits one input row of {@code width} floats into {@code rows[at + m] = x[2m]}, {@code rows[at + odd + m] = x[2m+1]}. */
-  private static void splitRow(MemorySegment x, long rowAt, int width, float[] rows, int at, int odd) {
+  /** Splits one input row of {@code width} floats into {@code row[m] = x[2m]}, {@code row[odd + m] = x[2m+1]}. */
+  private static void splitRow(MemorySegment x, long rowAt, int width, float[] row, int odd) {
     int m = 0;
     // Pairs of input vectors that fit: m + LANES <= width / 2. Written as a plain bound, C2 sees a
     // counted loop: it unrolled it 4 times and checked every bound before it (11.5 instructions a
@@ -373,13 +367,13 @@ final class PoolTask implements ParallelTask {
     for (; m < pairs; m += LANES) {
       FloatVector lo = FloatVector.fromMemorySegment(SPECIES, x, rowAt + 8L * m, ORDER);
       FloatVector hi = FloatVector.fromMemorySegment(SPECIES, x, rowAt + 8L * m + 4L * LANES, ORDER);
-      lo.rearrange(EVEN_LANES, hi).intoArray(rows, at + m);
-      lo.rearrange(ODD_LANES, hi).intoArray(rows, at + odd + m);
+      lo.rearrange(EVEN_LANES, hi).intoArray(row, m);
+      lo.rearrange(ODD_LANES, hi).intoArray(row, odd + m);
     }
     for (; 2 * m < width; m++) {
-      rows[at + m] = x.get(JAVA_FLOAT_UNALIGNED, rowAt + 8L * m);
+      row[m] = x.get(JAVA_FLOAT_UNALIGNED, rowAt + 8L * m);
       if (2 * m + 1 < width) {
-        rows[at + odd + m] = x.get(JAVA_FLOAT_UNALIGNED, rowAt + 8L * m + 4);
+        row[odd + m] = x.get(JAVA_FLOAT_UNALIGNED, rowAt + 8L * m + 4);
       }
     }
   }
@@ -465,7 +459,7 @@ final class PoolTask implements ParallelTask {
    */
   private static FloatVector tap(MemorySegment x, long at, int stride) {
     FloatVector v = FloatVector.fromMemorySegment(SPECIES, x, at, ORDER);
-    return stride == 2 ? EVEN.selectFrom(v, FloatVector.fromMemorySegment(SPECIES, x, at + 4L * LANES, ORDER)) : v;
+    return stride == 2 ? v.rearrange(EVEN_LANES, FloatVector.fromMemorySegment(SPECIES, x, at + 4L * LANES, ORDER)) : v;
   }
 
   /** Outputs [owFrom, owTo) of a row, any stride, one at a time, with the same scan order and rules as the blocks. */
