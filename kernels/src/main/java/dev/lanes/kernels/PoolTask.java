@@ -315,6 +315,7 @@ final class PoolTask implements ParallelTask {
     int c1 = tapOffset(1 - g.padW, phase);
     int c2 = tapOffset(2 - g.padW, phase);
     int done = -1; // rows up to this one have their row maxima
+    int nanSlots = 0; // bit k: the row in slot k may hold a NaN (the -inf slot never does)
     for (int oh = 0; oh < g.outHeight; oh++) {
       int top = oh * g.strideH - g.padH;
       int h0 = Math.max(top, 0);
@@ -324,21 +325,27 @@ final class PoolTask implements ParallelTask {
       int vectorEnd = 0;
       if (vectors && h0 < h1) {
         for (int ih = Math.max(h0, done + 1); ih < h1; ih++) {
-          splitRow(x, planeAt + 4L * ih * width, width, row, phase + 1);
+          boolean nan = splitRow(x, planeAt + 4L * ih * width, width, row, phase + 1);
+          int slotBit = 1 << (ih % SPLIT_SLOTS);
+          nanSlots = nan ? nanSlots | slotBit : nanSlots & ~slotBit;
           int slot = (ih % SPLIT_SLOTS) * outWidth;
           int argBase = ih * width - g.padW;
-          rowMaxima(row, c0, c1, c2, argBase, 0, full, vals, args, slot);
+          rowMaxima(row, c0, c1, c2, argBase, 0, full, vals, args, slot, nan);
           if (tail) {
-            rowMaxima(row, c0, c1, c2, argBase, inside - LANES, 1, vals, args, slot);
+            rowMaxima(row, c0, c1, c2, argBase, inside - LANES, 1, vals, args, slot, nan);
           }
         }
         done = Math.max(done, h1 - 1);
         int s0 = (h0 % SPLIT_SLOTS) * outWidth;
         int s1 = h0 + 1 < h1 ? ((h0 + 1) % SPLIT_SLOTS) * outWidth : negInfSlot;
         int s2 = h0 + 2 < h1 ? ((h0 + 2) % SPLIT_SLOTS) * outWidth : negInfSlot;
-        windowMaxima(vals, args, s0, s1, s2, 0, full, y, yRow, idx, idxRow);
+        // Only the slots of this window's rows count; a slot no row of it uses may be stale.
+        int windowBits = (1 << (h0 % SPLIT_SLOTS)) | (h0 + 1 < h1 ? 1 << ((h0 + 1) % SPLIT_SLOTS) : 0)
+            | (h0 + 2 < h1 ? 1 << ((h0 + 2) % SPLIT_SLOTS) : 0);
+        boolean nan = (nanSlots & windowBits) != 0;
+        windowMaxima(vals, args, s0, s1, s2, 0, full, y, yRow, idx, idxRow, nan);
         if (tail) {
-          windowMaxima(vals, args, s0, s1, s2, inside - LANES, 1, y, yRow, idx, idxRow);
+          windowMaxima(vals, args, s0, s1, s2, inside - LANES, 1, y, yRow, idx, idxRow, nan);
         }
         vectorEnd = inside;
         // Output 0's first tap was the padding: it keeps the index only if every tap is -inf,
@@ -356,8 +363,20 @@ final class PoolTask implements ParallelTask {
     return (s & 1) * (phase + 1) + (s >> 1);
   }
 
-  /** Splits one input row of {@code width} floats into {@code row[m] = x[2m]}, {@code row[odd + m] = x[2m+1]}. */
-  private static void splitRow(MemorySegment x, long rowAt, int width, float[] row, int odd) {
+  /**
+   * Splits one input row of {@code width} floats into {@code row[m] = x[2m]}, {@code row[odd + m] = x[2m+1]},
+   * and says whether the row may hold a NaN: false means it holds none.
+   *
+   * <p>Why the NaN test: the rule "b > a or b is NaN" is three instructions per tap, "b > a" one,
+   * and for rows without NaN they agree. The row's floats are summed on the way (one add per
+   * vector pair): a NaN anywhere makes the sum NaN. The sum can also be NaN without one (inf - inf,
+   * or an overflow to inf meeting -inf), which only sends a row down the slower, always exact path.
+   * A small gain, measured with the old and new classes alternating in one JVM, one thread, on
+   * 112x112 planes without NaN, 3x3 stride 2 pad 1: 0.93-0.99 of the time (median 0.965) for 64
+   * planes in L3, 0.90-1.04 (median 0.97) for 2048 planes from memory.
+   */
+  private static boolean splitRow(MemorySegment x, long rowAt, int width, float[] row, int odd) {
+    FloatVector sum = FloatVector.zero(SPECIES);
     int m = 0;
     // Pairs of input vectors that fit: m + LANES <= width / 2. Written as a plain bound, C2 sees a
     // counted loop: it unrolled it 4 times and checked every bound before it (11.5 instructions a
@@ -369,13 +388,20 @@ final class PoolTask implements ParallelTask {
       FloatVector hi = FloatVector.fromMemorySegment(SPECIES, x, rowAt + 8L * m + 4L * LANES, ORDER);
       lo.rearrange(EVEN_LANES, hi).intoArray(row, m);
       lo.rearrange(ODD_LANES, hi).intoArray(row, odd + m);
+      sum = sum.add(lo.add(hi));
     }
+    boolean nan = sum.compare(VectorOperators.NE, sum).anyTrue();
     for (; 2 * m < width; m++) {
-      row[m] = x.get(JAVA_FLOAT_UNALIGNED, rowAt + 8L * m);
+      float even = x.get(JAVA_FLOAT_UNALIGNED, rowAt + 8L * m);
+      row[m] = even;
+      nan |= even != even;
       if (2 * m + 1 < width) {
-        row[odd + m] = x.get(JAVA_FLOAT_UNALIGNED, rowAt + 8L * m + 4);
+        float oddValue = x.get(JAVA_FLOAT_UNALIGNED, rowAt + 8L * m + 4);
+        row[odd + m] = oddValue;
+        nan |= oddValue != oddValue;
       }
     }
+    return nan;
   }
 
   /**
@@ -383,10 +409,11 @@ final class PoolTask implements ParallelTask {
    * taps at {@code row[c0 + ow]}, {@code row[c1 + ow]}, {@code row[c2 + ow]} of a split row, in that
    * order, under {@link #maxBlocks}' rules, into {@code vals[at + ow]}, and its plane index
    * ({@code argBase + 2*ow + kw}) into {@code args[at + ow]}. The loop is counted and its indices
-   * affine, so C2 checks their bounds before it.
+   * affine, so C2 checks their bounds before it. {@code nan} false promises the row holds no NaN,
+   * and the NaN half of the rule is skipped.
    */
   private static void rowMaxima(float[] row, int c0, int c1, int c2, int argBase, int ow0, int count,
-      float[] vals, int[] args, int at) {
+      float[] vals, int[] args, int at, boolean nan) {
     IntVector laneColumn = IOTA.mul(2);
     for (int b = 0; b < count; b++) {
       int ow = ow0 + b * LANES;
@@ -394,11 +421,11 @@ final class PoolTask implements ParallelTask {
       FloatVector best = FloatVector.fromArray(SPECIES, row, c0 + ow);
       IntVector arg = column;
       FloatVector v = FloatVector.fromArray(SPECIES, row, c1 + ow);
-      VectorMask<Float> takes = v.compare(VectorOperators.GT, best).or(v.compare(VectorOperators.NE, v));
+      VectorMask<Float> takes = takes(v, best, nan);
       best = best.blend(v, takes);
       arg = arg.blend(column.add(1), takes.cast(INTS));
       v = FloatVector.fromArray(SPECIES, row, c2 + ow);
-      takes = v.compare(VectorOperators.GT, best).or(v.compare(VectorOperators.NE, v));
+      takes = takes(v, best, nan);
       best = best.blend(v, takes);
       arg = arg.blend(column.add(2), takes.cast(INTS));
       best.intoArray(vals, at + ow);
@@ -409,19 +436,20 @@ final class PoolTask implements ParallelTask {
   /**
    * {@code count} blocks of LANES outputs from output {@code ow0} of one output row: the row maxima
    * in slots s0, s1, s2 combined in that order, under {@link #maxBlocks}' rules, into y and idx.
+   * {@code nan} false promises that no row of the window holds a NaN.
    */
   private static void windowMaxima(float[] vals, int[] args, int s0, int s1, int s2, int ow0, int count,
-      MemorySegment y, long yRow, MemorySegment idx, long idxRow) {
+      MemorySegment y, long yRow, MemorySegment idx, long idxRow, boolean nan) {
     for (int b = 0; b < count; b++) {
       int ow = ow0 + b * LANES;
       FloatVector best = FloatVector.fromArray(SPECIES, vals, s0 + ow);
       IntVector arg = IntVector.fromArray(INTS, args, s0 + ow);
       FloatVector v = FloatVector.fromArray(SPECIES, vals, s1 + ow);
-      VectorMask<Float> takes = v.compare(VectorOperators.GT, best).or(v.compare(VectorOperators.NE, v));
+      VectorMask<Float> takes = takes(v, best, nan);
       best = best.blend(v, takes);
       arg = arg.blend(IntVector.fromArray(INTS, args, s1 + ow), takes.cast(INTS));
       v = FloatVector.fromArray(SPECIES, vals, s2 + ow);
-      takes = v.compare(VectorOperators.GT, best).or(v.compare(VectorOperators.NE, v));
+      takes = takes(v, best, nan);
       best = best.blend(v, takes);
       arg = arg.blend(IntVector.fromArray(INTS, args, s2 + ow), takes.cast(INTS));
       best.intoMemorySegment(y, yRow + 4L * ow, ORDER);
@@ -429,6 +457,12 @@ final class PoolTask implements ParallelTask {
         arg.intoMemorySegment(idx, idxRow + 4L * ow, ORDER);
       }
     }
+  }
+
+  /** Whether v replaces best: v is greater, or (unless the caller knows there is none) v is NaN. */
+  private static VectorMask<Float> takes(FloatVector v, FloatVector best, boolean nan) {
+    VectorMask<Float> greater = v.compare(VectorOperators.GT, best);
+    return nan ? greater.or(v.compare(VectorOperators.NE, v)) : greater;
   }
 
   /** Averages of the outputs [from, end) of a row, in blocks as {@link #maxBlocks}: sum in scan order, then divide. */
