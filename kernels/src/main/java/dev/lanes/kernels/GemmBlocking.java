@@ -22,6 +22,13 @@ import java.util.Locale;
  *   <li><b>MC</b>: there is none. A is packed one MR-row micro-panel at a time, just before it is
  *       used, so it is written straight into L1 and never needs an L2 block of its own.
  * </ul>
+ * Goto's order, the other way round (an MC x KC block of A packed into L2, each B micro-panel kept
+ * in L1 while the A micro-panels stream past it), was tried on the Zen 3 machine. The kernel alone,
+ * fed that way, ran at 84-86 GFLOPS against 70-79 fed as here. But the whole GEMM, old and new
+ * alternating in one JVM, gained only in the machine's fast stretches (2048^3, one thread:
+ * 1.08-1.28x) and lost in its slow ones (2048^3: 0.81-1.02x on one thread, 0.67-0.92x on two, with
+ * KC = 512 or 256), as if the L1 and L2 it relies on were shared with another tenant; so this order
+ * stays.
  * KC is fixed for a machine, so the order of the k-sum, and with it every result bit, is the same
  * for any thread count. {@code lanes.gemm.kc} and {@code lanes.gemm.nc} override the derived values
  * for tuning experiments.
