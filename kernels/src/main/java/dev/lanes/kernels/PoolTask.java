@@ -5,6 +5,7 @@ import static java.lang.foreign.ValueLayout.JAVA_INT_UNALIGNED;
 
 import java.lang.foreign.MemorySegment;
 import java.nio.ByteOrder;
+import java.util.Arrays;
 import jdk.incubator.vector.FloatVector;
 import jdk.incubator.vector.IntVector;
 import jdk.incubator.vector.VectorMask;
@@ -232,16 +233,14 @@ final class PoolTask implements ParallelTask {
         for (int kw = 0; kw < UNROLLED_TAPS; kw++) {
           if (kw < kernelW) {
             FloatVector v = tap(x, rowAt + 4L * kw, stride);
-            // v != v is the NaN test: one unordered compare on AVX2, where test(IS_NAN) became a
-            // copy, an and and an integer compare.
-            VectorMask<Float> takes = v.compare(VectorOperators.GT, best).or(v.compare(VectorOperators.NE, v));
+            VectorMask<Float> takes = takes(v, best, true);
             best = best.blend(v, takes);
             arg = arg.blend(rowArg.add(kw), takes.cast(INTS));
           }
         }
         for (int kw = UNROLLED_TAPS; kw < kernelW; kw++) {
           FloatVector v = tap(x, rowAt + 4L * kw, stride);
-          VectorMask<Float> takes = v.compare(VectorOperators.GT, best).or(v.compare(VectorOperators.NE, v));
+          VectorMask<Float> takes = takes(v, best, true);
           best = best.blend(v, takes);
           arg = arg.blend(rowArg.add(kw), takes.cast(INTS));
         }
@@ -304,7 +303,7 @@ final class PoolTask implements ParallelTask {
     // The left padding column, O[-1], read by output 0's first tap when padW = 1.
     row[phase] = Float.NEGATIVE_INFINITY;
     int negInfSlot = SPLIT_SLOTS * outWidth;
-    java.util.Arrays.fill(vals, negInfSlot, negInfSlot + outWidth, Float.NEGATIVE_INFINITY);
+    Arrays.fill(vals, negInfSlot, negInfSlot + outWidth, Float.NEGATIVE_INFINITY);
     // Windows of outputs [0, inside) end inside the row; the left padding is read from the -inf.
     int inside = Math.max(0, Math.min(outWidth, Math.floorDiv(width + g.padW - g.kernelW, 2) + 1));
     boolean vectors = inside >= LANES;
@@ -340,9 +339,10 @@ final class PoolTask implements ParallelTask {
         int s1 = h0 + 1 < h1 ? ((h0 + 1) % SPLIT_SLOTS) * outWidth : negInfSlot;
         int s2 = h0 + 2 < h1 ? ((h0 + 2) % SPLIT_SLOTS) * outWidth : negInfSlot;
         // Only the slots of this window's rows count; a slot no row of it uses may be stale.
-        int windowBits = (1 << (h0 % SPLIT_SLOTS)) | (h0 + 1 < h1 ? 1 << ((h0 + 1) % SPLIT_SLOTS) : 0)
-            | (h0 + 2 < h1 ? 1 << ((h0 + 2) % SPLIT_SLOTS) : 0);
-        boolean nan = (nanSlots & windowBits) != 0;
+        boolean nan = false;
+        for (int ih = h0; ih < h1; ih++) {
+          nan |= (nanSlots & (1 << (ih % SPLIT_SLOTS))) != 0;
+        }
         windowMaxima(vals, args, s0, s1, s2, 0, full, y, yRow, idx, idxRow, nan);
         if (tail) {
           windowMaxima(vals, args, s0, s1, s2, inside - LANES, 1, y, yRow, idx, idxRow, nan);
@@ -459,7 +459,11 @@ final class PoolTask implements ParallelTask {
     }
   }
 
-  /** Whether v replaces best: v is greater, or (unless the caller knows there is none) v is NaN. */
+  /**
+   * Whether v replaces best: v is greater, or (unless the caller knows there is none) v is NaN.
+   * {@code v != v} is the NaN test: one unordered compare on AVX2, where test(IS_NAN) became a
+   * copy, an and and an integer compare.
+   */
   private static VectorMask<Float> takes(FloatVector v, FloatVector best, boolean nan) {
     VectorMask<Float> greater = v.compare(VectorOperators.GT, best);
     return nan ? greater.or(v.compare(VectorOperators.NE, v)) : greater;
