@@ -48,25 +48,26 @@ final class GemmPacking {
 
   /**
    * Floats in one packed A panel: MR rows at a pitch of KC floats, whatever the stage's kc. The
-   * pitch is fixed so that the micro-kernel sees it as a constant (see GemmMicroKernel.compute).
+   * pitch is fixed so that the micro-kernel sees it as a constant (see GemmMicroKernel.computeAndStore).
    */
   static int panelFloats() {
     return MR * GemmBlocking.KC;
   }
 
   /**
-   * Packs op(A)[i0 .. i0+mr) x [p0 .. p0+kc) into {@code dst}, row i at {@code dst[i*KC]}, zero rows
+   * Packs op(A)[i0 .. i0+mr) x [p0 .. p0+kc) into {@code dst}, row i at {@code dst[dstOffset + i*KC]}, zero rows
    * below mr, for an untransposed A (stored m x k: panel row i is the run A[i0+i][p0 .. p0+kc)).
    * So packing is a row copy, whole vectors then float by float. (The panel used to be k-major,
    * {@code Ap[p*MR + i]}, which made this a transpose that cost a quarter of a 64^3 product.)
    * A transposed A is packed a group of panels at a time by {@link #packTransposedGroup}.
    * {@code aOff} is the byte offset of A's element (0, 0); {@code ldaBytes} its row pitch.
    */
-  static void packA(MemorySegment a, long aOff, long ldaBytes, int i0, int mr, int p0, int kc, float[] dst) {
+  static void packA(MemorySegment a, long aOff, long ldaBytes, int i0, int mr, int p0, int kc, float[] dst,
+      int dstOffset) {
     final int pitch = GemmBlocking.KC;
     int whole = kc - kc % LANES;
     for (int i = 0; i < MR; i++) {
-      int row = i * pitch;
+      int row = dstOffset + i * pitch;
       if (i >= mr) {
         Arrays.fill(dst, row, row + kc, 0f);
         continue;
@@ -103,8 +104,8 @@ final class GemmPacking {
   }
 
   /**
-   * Packs the rows [0, rows) of a group of op(A) = Aᵀ panels (see GemmTask.rowGroup) in the
-   * layout of {@link #packA}: panel q starts at {@code q * panelFloats()} and holds
+   * Packs the rows [0, rows) of a group of op(A) = Aᵀ panels (see GemmTask.rowBlock) in the
+   * layout of {@link #packA}: panel q starts at {@code dstOffset + q * panelFloats()} and holds
    * {@code A[p][q*MR + r]} at row r, k step p; rows past {@code rows} are zero. {@code first} is
    * the byte offset of the group's first float in k row 0, {@code pitch} A's row pitch.
    *
@@ -115,7 +116,8 @@ final class GemmPacking {
    * without any special case (MR need not be a multiple of 4). What is left over (k steps past a
    * multiple of 4, rows past a multiple of 4) goes float by float.
    */
-  static void packTransposedGroup(MemorySegment src, long first, long pitch, int rows, int kc, float[] dst) {
+  static void packTransposedGroup(MemorySegment src, long first, long pitch, int rows, int kc, float[] dst,
+      int dstOffset) {
     final int rowPitch = GemmBlocking.KC;
     int panels = (rows + MR - 1) / MR;
     int tiledRows = rows & ~3;
@@ -136,7 +138,7 @@ final class GemmPacking {
         IntVector y1 = PAIR_LOW.selectFrom(x1, x3);
         IntVector y3 = PAIR_HIGH.selectFrom(x1, x3);
         // Round 2 interleaves neighbours: output u is k steps p..p+3 of group row c+u.
-        int at = c / MR * MR * rowPitch + c % MR * rowPitch + p;
+        int at = dstOffset + c * rowPitch + p;
         EVEN.selectFrom(y0, y1).reinterpretAsFloats().intoArray(dst, at);
         ODD.selectFrom(y0, y1).reinterpretAsFloats().intoArray(dst, at + rowPitch);
         EVEN.selectFrom(y2, y3).reinterpretAsFloats().intoArray(dst, at + 2 * rowPitch);
@@ -145,7 +147,7 @@ final class GemmPacking {
     }
     // Group row r sits at r * rowPitch whichever panel it falls in: panels are MR rows apart.
     for (int r = 0; r < panels * MR; r++) {
-      int row = r * rowPitch;
+      int row = dstOffset + r * rowPitch;
       for (int p = r < tiledRows ? tiledK : 0; p < kc; p++) {
         dst[row + p] = r < rows ? src.get(FLOAT, first + p * pitch + 4L * r) : 0f;
       }

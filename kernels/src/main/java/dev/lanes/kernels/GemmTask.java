@@ -8,23 +8,31 @@ import java.util.concurrent.atomic.AtomicInteger;
 /**
  * One validated GEMM call, and the BLIS-style loops that compute a slice of it.
  *
- * <p>Loop nest for one thread's slice of C (rows [m0, m1), columns [n0, n1)):
+ * <p>Loop nest for one thread's slice of C (rows [m0, m1), columns [n0, n1)), Goto's:
  * <pre>
- *   for jc in n0..n1 step NC            B block columns (L2)
+ *   for jc in n0..n1 step NC            B block columns
  *     for pc in 0..k step KC            the k-sum in KC chunks, always in this order
- *       pack op(B)[pc:+KC, jc:+NC]      -> NC/NR micro-panels
- *       for ir in m0..m1 step MR
- *         pack op(A)[ir:+MR, pc:+KC]    -> one micro-panel, lands in L1
- *         for jr in 0..NC step NR
- *           micro-kernel: C[ir:+MR, jc+jr:+NR] (+)= alpha * Ap * Bp
+ *       pack op(B)[pc:+KC, jc:+NC]      -> NC/NR micro-panels (L3 or L2)
+ *       for ic in m0..m1 step MC        (blocks handed out to threads, see below)
+ *         pack op(A)[ic:+MC, pc:+KC]    -> MC/MR micro-panels (L2)
+ *         for jr in 0..NC step NR       this B micro-panel stays in L1 ...
+ *           for ir in 0..MC step MR     ... while the A micro-panels stream past it from L2
+ *             micro-kernel: C[ic+ir:+MR, jc+jr:+NR] (+)= alpha * Ap * Bp
  * </pre>
- * With several threads and at least as many row tiles as column tiles, the threads go through the
- * (jc, pc) stages together: each packs the stage's B block into its own buffer, they meet at a
- * barrier, then take MR-row panels from a shared counter until none are left. Taking panels
+ * Why this order: per k step the kernel loads NR floats of B and broadcasts only MR of A, so B is
+ * the operand to keep in L1. The order before it kept one A micro-panel in L1 and streamed the
+ * whole B block past it for each one: with the 2-row micro-panels of the AVX2 kernel that would
+ * read the B block (L3-resident on a Zen 3 core) once per 2 rows of C. See GemmBlocking for the
+ * measured comparison.
+ *
+ * <p>With several threads and at least as many row tiles as column tiles, the threads go through
+ * the (jc, pc) stages together: each packs the stage's B block into its own buffer, they meet at a
+ * barrier, then take A blocks from a shared counter until none are left. Taking blocks
  * dynamically keeps both cores busy when a noisy neighbour slows one of them, which a static split
- * cannot. Each thread packs the whole block itself, on purpose: with one shared block (BLIS style)
- * every core read half of it from the other core's L2, and measured 144-153 GFLOPS on two cores at
- * 1024^3 against 156-191 with private copies; the duplicated packing is under 1% of the flops.
+ * cannot; blocks are cut small enough that each thread gets several ({@link #blockRows}). Each
+ * thread packs the whole B block itself, on purpose: with one shared block (BLIS style) every core
+ * read half of it from the other core's L2, and measured 144-153 GFLOPS on two cores at 1024^3
+ * against 156-191 with private copies; the duplicated packing is under 1% of the flops.
  * The barrier keeps the stages in order for every tile: no tile starts stage s+1 before all of
  * stage s is done. Short, wide problems instead give each thread a static range of NR-column tiles.
  *
@@ -60,7 +68,7 @@ final class GemmTask implements ParallelTask {
 
   // State shared by the threads of one cooperative call; reused across calls.
   private final SpinBarrier barrier = new SpinBarrier();
-  private final AtomicInteger[] nextRowPanel = {new AtomicInteger(), new AtomicInteger()};
+  private final AtomicInteger[] nextRowBlock = {new AtomicInteger(), new AtomicInteger()};
 
   static GemmTask forCurrentThread() {
     return PER_THREAD.get();
@@ -124,8 +132,8 @@ final class GemmTask implements ParallelTask {
   void prepare(int parts) {
     if (cooperative(parts)) {
       barrier.reset(parts);
-      nextRowPanel[0].set(0);
-      nextRowPanel[1].set(0);
+      nextRowBlock[0].set(0);
+      nextRowBlock[1].set(0);
     }
   }
 
@@ -133,7 +141,7 @@ final class GemmTask implements ParallelTask {
   public void run(int part, int parts) {
     if (cooperative(parts)) {
       try {
-        stages(0, m, 0, n, GemmWorkspace.forCurrentThread(), true, part);
+        stages(0, m, 0, n, GemmWorkspace.forCurrentThread(), true, part, parts);
       } catch (RuntimeException | Error e) {
         barrier.breakBarrier();
         throw e;
@@ -160,19 +168,29 @@ final class GemmTask implements ParallelTask {
       scale(m0, m1, n0, n1);
       return;
     }
-    stages(m0, m1, n0, n1, ws, false, 0);
+    stages(m0, m1, n0, n1, ws, false, 0, 1);
+  }
+
+  /**
+   * Rows of A per packed block: at most {@link GemmBlocking#MC}, and for a call shared by threads
+   * small enough that each thread gets about four blocks per stage, so that the dynamic hand-out
+   * can even out a slow core; always whole transposed-A groups, or whole micro-panels.
+   */
+  private int blockRows(int rows, int parts) {
+    int unit = GemmMicroKernel.MR * (transA ? GemmBlocking.TRANSPOSED_A_GROUP : 1);
+    int wanted = (int) ((rows + 4L * parts - 1) / (4L * parts));
+    int rounded = (wanted + unit - 1) / unit * unit;
+    return Math.max(unit, Math.min(GemmBlocking.MC, rounded));
   }
 
   /**
    * The stage loops for rows [m0, m1) and columns [n0, n1): for each (jc, pc) stage, pack its B
-   * block into this thread's buffer, then run the MR-row panels. Alone ({@code shared} false), a
-   * thread takes its panels in order. Cooperating, it first meets the others at the barrier, then
-   * takes panels from the call's shared counter until none are left.
+   * block into this thread's buffer, then run the A blocks. Alone ({@code shared} false), a
+   * thread takes its blocks in order. Cooperating, it first meets the others at the barrier, then
+   * takes blocks from the call's shared counter until none are left.
    */
-  private void stages(int m0, int m1, int n0, int n1, GemmWorkspace ws, boolean shared, int part) {
-    final int mr = GemmMicroKernel.MR;
-    // Row panels are handed out, and with a transposed A packed, in groups: see rowGroup.
-    final int groupRows = mr * (transA ? GemmBlocking.TRANSPOSED_A_GROUP : 1);
+  private void stages(int m0, int m1, int n0, int n1, GemmWorkspace ws, boolean shared, int part, int parts) {
+    final int blockRows = shared ? blockRows(m1 - m0, parts) : GemmBlocking.MC;
     final int kcMax = GemmBlocking.KC;
     final int ncMax = GemmBlocking.NC;
     int stage = 0;
@@ -197,8 +215,8 @@ final class GemmTask implements ParallelTask {
           bStride = k * GemmMicroKernel.NR;
         }
         if (!shared) {
-          for (int ir = m0; ir < m1; ir += groupRows) {
-            rowGroup(ws, ir, Math.min(groupRows, m1 - ir), pc, kc, jc, nc, bData, bFirst, bStride, betaHere);
+          for (int ic = m0; ic < m1; ic += blockRows) {
+            rowBlock(ws, ic, Math.min(blockRows, m1 - ic), pc, kc, jc, nc, bData, bFirst, bStride, betaHere);
           }
           continue;
         }
@@ -206,59 +224,71 @@ final class GemmTask implements ParallelTask {
         if (part == 0) {
           // Past this barrier every thread has finished stage - 1, so its counter, which stage + 1
           // reuses, can be rearmed; nobody takes from it before the next barrier, which needs part 0.
-          nextRowPanel[(stage + 1) & 1].set(0);
+          nextRowBlock[(stage + 1) & 1].set(0);
         }
-        AtomicInteger next = nextRowPanel[stage & 1];
-        for (int ir = m0 + next.getAndIncrement() * groupRows; ir < m1;
-            ir = m0 + next.getAndIncrement() * groupRows) {
-          rowGroup(ws, ir, Math.min(groupRows, m1 - ir), pc, kc, jc, nc, bData, bFirst, bStride, betaHere);
+        AtomicInteger next = nextRowBlock[stage & 1];
+        for (int ic = m0 + next.getAndIncrement() * blockRows; ic < m1;
+            ic = m0 + next.getAndIncrement() * blockRows) {
+          rowBlock(ws, ic, Math.min(blockRows, m1 - ic), pc, kc, jc, nc, bData, bFirst, bStride, betaHere);
         }
       }
     }
   }
 
   /**
-   * Up to {@link GemmBlocking#TRANSPOSED_A_GROUP} row panels of one stage, {@code rows} rows from
-   * {@code ir}: pack their A, then run each against the B block.
+   * One A block of one stage, {@code rows} rows from {@code ic}: pack it, then run each B
+   * micro-panel of the stage against all of its micro-panels.
    *
    * <p>Why groups when A is transposed: op(A) = Aᵀ with A stored k x m, so one panel's k steps are
-   * 12-float runs from kc rows of A a full row pitch apart. For a pitch of 4 KB (m = 1024) all those
+   * MR-float runs from kc rows of A a full row pitch apart. For a pitch of 4 KB (m = 1024) all those
    * rows fall into the same L1 set, and packing one panel at a time missed L1 on nearly every run:
    * the dW = dGᵀX GEMM of an LSTM backward ran at 0.64-0.73 of the untransposed product of the
    * same shape. A group reads each of its kc rows once, as one contiguous run of up to 96 floats.
    * An untransposed A is packed one panel at a time from rows that are contiguous along k already.
    */
-  private void rowGroup(GemmWorkspace ws, int ir, int rows, int pc, int kc, int jc, int nc, float[] bBlock,
+  private void rowBlock(GemmWorkspace ws, int ic, int rows, int pc, int kc, int jc, int nc, float[] bData,
       int bFirst, int bStride, float betaHere) {
     final int mr = GemmMicroKernel.MR;
+    final int panelFloats = GemmPacking.panelFloats();
+    float[] aBlock = ws.aBlock;
     if (!transA) {
-      GemmPacking.packA(a, aOff, ldaBytes, ir, rows, pc, kc, ws.aPanel);
-      rowPanel(ws, ir, rows, kc, jc, nc, ws.aPanel, 0, bBlock, bFirst, bStride, betaHere);
-      return;
+      for (int q = 0; q * mr < rows; q++) {
+        GemmPacking.packA(a, aOff, ldaBytes, ic + q * mr, Math.min(mr, rows - q * mr), pc, kc, aBlock,
+            q * panelFloats);
+      }
+    } else {
+      final int groupRows = mr * GemmBlocking.TRANSPOSED_A_GROUP;
+      for (int g = 0; g * groupRows < rows; g++) {
+        GemmPacking.packTransposedGroup(a, aOff + pc * ldaBytes + 4L * (ic + g * groupRows), ldaBytes,
+            Math.min(groupRows, rows - g * groupRows), kc, aBlock, g * GemmBlocking.TRANSPOSED_A_GROUP * panelFloats);
+      }
     }
-    GemmPacking.packTransposedGroup(a, aOff + pc * ldaBytes + 4L * ir, ldaBytes, rows, kc, ws.aGroup);
-    for (int q = 0; q * mr < rows; q++) {
-      rowPanel(ws, ir + q * mr, Math.min(mr, rows - q * mr), kc, jc, nc, ws.aGroup, q * GemmPacking.panelFloats(), bBlock, bFirst,
-          bStride, betaHere);
+    final int nr = GemmMicroKernel.NR;
+    long cBlock = cOff + ic * ldcBytes + (long) jc * Float.BYTES;
+    for (int jr = 0, panel = 0; jr < nc; jr += nr, panel++) {
+      columnPanel(ws, rows, kc, aBlock, bData, bFirst + panel * bStride, cBlock + (long) jr * Float.BYTES,
+          Math.min(nr, nc - jr), betaHere);
     }
   }
 
   /**
-   * Loops 2 and 1 for one MR-row panel of one stage: pack the A micro-panel, then run the
-   * micro-kernel against every NR-column panel of the packed B block and store each tile.
+   * Loop 1 for one B micro-panel: the micro-kernel for each MR-row micro-panel of the packed A
+   * block against it, each tile merged into C as it is done.
    *
-   * <p>A method of its own, called once per row panel and stage (over a thousand times per
+   * <p>A method of its own, called once per B micro-panel and A block (thousands of times per
    * 2048^3 call), so C2 compiles it after a few calls. Inlined into the stage loops, which run a
-   * handful of times per call, it stayed in interpreted or OSR code for most of a benchmark.
+   * handful of times per call, the loops around the kernel stayed in interpreted or OSR code for
+   * most of a benchmark. The loop over A micro-panels stays out here, not in the micro-kernel:
+   * moved into it (one call per column of tiles), the 1024^3 product ran at 0.84-0.87 of the speed
+   * of one call per tile (medians per fifth of 200 calls, alternating in one JVM).
    */
-  private void rowPanel(GemmWorkspace ws, int ir, int rows, int kc, int jc, int nc, float[] aData, int aFirst,
-      float[] bBlock, int bFirst, int bStride, float betaHere) {
-    final int nr = GemmMicroKernel.NR;
-    long cRow = cOff + ir * ldcBytes + (long) jc * Float.BYTES;
-    for (int jr = 0, panel = 0; jr < nc; jr += nr, panel++) {
-      GemmMicroKernel.compute(kc, aData, aFirst, bBlock, bFirst + panel * bStride, ws.tile);
-      GemmMicroKernel.store(ws.tile, c, cRow + (long) jr * Float.BYTES, ldcBytes, rows,
-          Math.min(nr, nc - jr), alpha, betaHere);
+  private void columnPanel(GemmWorkspace ws, int rows, int kc, float[] aBlock, float[] bData, int bAt, long cAt,
+      int cols, float betaHere) {
+    final int mr = GemmMicroKernel.MR;
+    final int panelFloats = GemmPacking.panelFloats();
+    for (int q = 0; q * mr < rows; q++) {
+      GemmMicroKernel.computeAndStore(kc, aBlock, q * panelFloats, bData, bAt, ws.tile, c, cAt + (long) q * mr * ldcBytes,
+          ldcBytes, Math.min(mr, rows - q * mr), cols, alpha, betaHere);
     }
   }
 

@@ -9,20 +9,18 @@ package dev.lanes.kernels;
 final class GemmWorkspace {
   private static final ThreadLocal<GemmWorkspace> PER_THREAD = ThreadLocal.withInitial(GemmWorkspace::new);
 
-  /** One packed MR x KC micro-panel of A, row i at {@code i * KC}. */
-  final float[] aPanel;
   /**
-   * A group of packed A micro-panels, for transposed A ({@link GemmBlocking#TRANSPOSED_A_GROUP}
-   * panels).
+   * One packed MC x KC block of A: MC/MR micro-panels, row r of the block at {@code r * KC}
+   * ({@link GemmPacking#packA}).
    */
-  final float[] aGroup;
+  final float[] aBlock;
   /** One packed KC x NC block of B, as NC/NR micro-panels. */
   final float[] bBlock;
   /** Columns of Bᵀ on their way to being transposed into a panel. */
   final float[] transposeScratch;
   /** Gather pattern for the transposed packing of B panels. */
   final GemmPacking.TransposeMap bMap = new GemmPacking.TransposeMap();
-  /** One MR x NR tile of A*B on its way from the micro-kernel's registers to C. */
+  /** One MR x NR tile of A*B on its way from the micro-kernel's registers to C (the 12-row kernel, and edge tiles). */
   final float[] tile;
 
   private GemmWorkspace() {
@@ -30,8 +28,7 @@ final class GemmWorkspace {
     int nr = GemmMicroKernel.NR;
     int kc = GemmBlocking.KC;
     int ncPadded = (GemmBlocking.NC + nr - 1) / nr * nr;
-    aPanel = new float[GemmPacking.panelFloats()];
-    aGroup = new float[GemmBlocking.TRANSPOSED_A_GROUP * GemmPacking.panelFloats()];
+    aBlock = new float[GemmBlocking.MC / mr * GemmPacking.panelFloats()];
     bBlock = new float[kc * ncPadded];
     tile = new float[mr * nr];
     transposeScratch = new float[nr * kc];
