@@ -29,8 +29,8 @@ import java.lang.foreign.MemorySegment;
  * <h2>Computation</h2>
  * For each image and group, {@code Y_g = W_g * col(X_g)}, where the column matrix has one row per
  * (channel, r, s) and one column per output position (see {@link Im2col}). The column matrix is
- * built in chunks of output positions that fit in half of L2, so the GEMM packs each chunk from L2
- * right after im2col wrote it (the weight gradient's chunks are four times deeper: see
+ * built in chunks of output positions that fit in L2, so the GEMM packs each chunk from L2
+ * right after im2col wrote it (the weight gradient's chunks are twice as deep: see
  * {@code weightChunk}). A 1x1 kernel with stride 1 and no padding uses the input itself as
  * the column matrix. Backward:
  * <ul>
@@ -96,9 +96,9 @@ public final class Conv2d {
   final int chunk;
   /**
    * Output positions per im2col chunk of the weight gradient, where the chunk is the depth of each
-   * GEMM call and every call reads and rewrites all of this thread's share of dW: four times as
-   * deep as {@link #chunk} (a budget of twice L2). Measured on a Zen 3 machine (512 KiB L2, ResNet
-   * 3x3 block): budgets of 256 KiB, 512 KiB, 1 MiB and 8 MiB ran at 42, 43, 45-51 and 41 GFLOPS
+   * GEMM call and every call reads and rewrites all of this thread's share of dW: twice as deep as
+   * {@link #chunk} (a budget of twice L2). Measured on a Zen 3 machine (512 KiB L2, ResNet 3x3
+   * block): budgets of 256 KiB, 512 KiB, 1 MiB and 8 MiB ran at 42, 43, 45-51 and 41 GFLOPS
    * on two threads, and the 1 MiB one 5% ahead of 256 KiB on one.
    */
   final int weightChunk;
@@ -131,7 +131,7 @@ public final class Conv2d {
     outWidth = outputSize(width, kernelW, strideW, padW, dilationW);
     colRows = channels / groups * kernelH * kernelW;
     chunk = chunkFor(colRows, outHeight * outWidth, 1);
-    weightChunk = chunkFor(colRows, outHeight * outWidth, 4);
+    weightChunk = chunkFor(colRows, outHeight * outWidth, 2);
     dataConv = withDataConv && dataAsForward() ? new Conv2d(dataDescription(), false) : null;
   }
 
@@ -166,12 +166,17 @@ public final class Conv2d {
   }
 
   /**
-   * Output positions per im2col chunk: as many as keep the chunk in {@code budgets} halves of L2
-   * (one: there it is written, then read back by the GEMM's packing), at least one NR panel, at
-   * most one image.
+   * Output positions per im2col chunk: as many as keep the chunk in {@code budgets} times L2 (one:
+   * there it is written, then read back by the GEMM's packing), at least one NR panel, at most one
+   * image. Why all of L2 and not half: with the GEMM's KC = 128 and 32-column NR on AVX2, a chunk is
+   * one GEMM call, and a wider call spreads its per-call and per-stage costs (packing all of the
+   * weights again, the stage barriers) over more columns. Measured on the Zen 3 machine, ResNet's
+   * 3x3 layer, 8 images, alternating in one JVM, median speed at 512 KiB over 256 KiB: forward 1.10
+   * (one thread) and 1.09 (two), data gradient 1.08 and 1.07; 1 MiB over 512 KiB: forward 0.98,
+   * data gradient 1.02.
    */
   private static int chunkFor(int rows, int positions, int budgets) {
-    long budget = budgets * Long.getLong("lanes.conv.chunkBytes", GemmBlocking.L2_BYTES / 2);
+    long budget = budgets * Long.getLong("lanes.conv.chunkBytes", GemmBlocking.L2_BYTES);
     long fit = budget / (4L * rows);
     long rounded = Math.max(GemmMicroKernel.NR, fit / GemmMicroKernel.NR * GemmMicroKernel.NR);
     return (int) Math.min(positions, rounded);
