@@ -255,26 +255,6 @@ final class GemmMicroKernel {
       float alpha, float beta) {
     FloatVector va = FloatVector.broadcast(SPECIES, alpha);
     FloatVector vb = FloatVector.broadcast(SPECIES, beta);
-    if (mr == MR && nr == NR) {
-      // A full tile: constant trip counts that C2 unrolls, and no masks.
-      if (beta == 0f) {
-        for (int i = 0; i < MR; i++) {
-          for (int v = 0; v < NV; v++) {
-            FloatVector.fromArray(SPECIES, tile, i * NR + v * LANES).mul(va)
-                .intoMemorySegment(c, cOff + i * ldcBytes + v * LANES * 4L, ORDER);
-          }
-        }
-      } else {
-        for (int i = 0; i < MR; i++) {
-          for (int v = 0; v < NV; v++) {
-            long at = cOff + i * ldcBytes + v * LANES * 4L;
-            FloatVector.fromArray(SPECIES, tile, i * NR + v * LANES)
-                .fma(va, FloatVector.fromMemorySegment(SPECIES, c, at, ORDER).mul(vb)).intoMemorySegment(c, at, ORDER);
-          }
-        }
-      }
-      return;
-    }
     for (int i = 0; i < mr; i++) {
       long row = cOff + i * ldcBytes;
       for (int v = 0; v < NV; v++) {
