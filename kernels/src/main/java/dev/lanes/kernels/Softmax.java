@@ -43,6 +43,18 @@ public final class Softmax {
   private static final VectorSpecies<Float> SPECIES = FloatLanes.SPECIES;
   private static final int LANES = SPECIES.length();
   private static final ByteOrder ORDER = ByteOrder.nativeOrder();
+  /**
+   * Every vector loop here first checks that its segments are of this class, and the row passes
+   * stage rows of other segments (heap arrays, mapped files) through native memory. Why: C2 then
+   * knows the segments' exact class and removes the loops' per-access checks (see
+   * {@link SegmentLoops#NATIVE}). Without it, whether the checks left the loop hung on a
+   * speculation (profiled loop predicates) that failed in the first compiled calls of some runs,
+   * after which C2 recompiled with the checks inside: measured with {@code -Xlog:deoptimization=debug}
+   * and in the disassembly, and as 1.7x the time of the guarded exponential loop at 1024 x 1000,
+   * alternating the two in one JVM. Which runs and shapes fell into it changed with unrelated
+   * edits to the exponential.
+   */
+  private static final Class<?> NATIVE = SegmentLoops.NATIVE;
 
   private Softmax() {}
 
@@ -196,22 +208,42 @@ public final class Softmax {
     checkLoss(rows, cols, logits, logitsOffset, dlogits, dlogitsOffset);
     Checks.readable(targets, "targets");
     Checks.extent("targets", targetsOffset, rows, cols, Math.max(1, cols), Checks.floats(targets));
+    boolean staged = logits.getClass() != NATIVE || targets.getClass() != NATIVE
+        || dlogits != null && dlogits.getClass() != NATIVE;
     double total = 0;
     for (int r = 0; r < rows; r++) {
       long row = (long) r * cols;
       long xAt = 4 * (logitsOffset + row);
       long tAt = 4 * (targetsOffset + row);
       long dAt = dlogits == null ? 0 : 4 * (dlogitsOffset + row);
-      float m = rowMax(cols, logits, xAt);
-      float mass = sum(cols, targets, tAt);
-      float gap = weightedGap(cols, targets, tAt, logits, xAt, m);
-      float s = expSum(cols, logits, xAt, m, dlogits, dAt);
-      total += gap + (double) mass * Math.log(s);
+      if (!staged) {
+        total += probabilitiesRow(rows, cols, logits, xAt, targets, tAt, dlogits, dAt);
+        continue;
+      }
+      // Heap or mapped memory, a row at a time through native memory (see SegmentLoops.NATIVE).
+      long bytes = 4L * cols;
+      MemorySegment stage = rowStage(3 * bytes);
+      MemorySegment.copy(logits, xAt, stage, 0, bytes);
+      MemorySegment.copy(targets, tAt, stage, bytes, bytes);
+      total += probabilitiesRow(rows, cols, stage, 0, stage, bytes, dlogits == null ? null : stage, 2 * bytes);
       if (dlogits != null) {
-        scaledMinus(cols, dlogits, dAt, mass / (s * rows), targets, tAt, 1f / rows);
+        MemorySegment.copy(stage, 2 * bytes, dlogits, dAt, bytes);
       }
     }
     return (float) (total / rows);
+  }
+
+  /** One row of {@link #crossEntropyProbabilities}: its loss, and its gradient into dlogits unless null. */
+  private static double probabilitiesRow(int rows, int cols, MemorySegment logits, long xAt, MemorySegment targets,
+      long tAt, MemorySegment dlogits, long dAt) {
+    float m = rowMax(cols, logits, xAt);
+    float mass = sum(cols, targets, tAt);
+    float gap = weightedGap(cols, targets, tAt, logits, xAt, m);
+    float s = expSum(cols, logits, xAt, m, dlogits, dAt);
+    if (dlogits != null) {
+      scaledMinus(cols, dlogits, dAt, mass / (s * rows), targets, tAt, 1f / rows);
+    }
+    return gap + (double) mass * Math.log(s);
   }
 
   private static void checkLoss(int rows, int cols, MemorySegment logits, long logitsOffset, MemorySegment dlogits,
@@ -352,21 +384,59 @@ public final class Softmax {
     public void run(int part, int parts) {
       int from = (int) ((long) rows * part / parts);
       int to = (int) ((long) rows * (part + 1) / parts);
+      boolean floatAux = aux != null && op != CROSS_ENTROPY;
+      boolean staged = in.getClass() != NATIVE || floatAux && aux.getClass() != NATIVE
+          || out != null && out.getClass() != NATIVE;
+      long bytes = 4L * cols;
       for (int r = from; r < to; r++) {
         long row = (long) r * cols;
         long inAt = 4 * (inOffset + row);
+        long auxAt = floatAux ? 4 * (auxOffset + row) : 0;
         long outAt = out == null ? 0 : 4 * (outOffset + row);
-        switch (op) {
-          case FORWARD -> forwardRow(cols, in, inAt, out, outAt, false);
-          case LOG_FORWARD -> forwardRow(cols, in, inAt, out, outAt, true);
-          case BACKWARD -> backwardRow(cols, in, inAt, aux, 4 * (auxOffset + row), out, outAt);
-          case LOG_BACKWARD -> logBackwardRow(cols, in, inAt, aux, 4 * (auxOffset + row), out, outAt);
-          default -> losses[r] = crossEntropyRow(cols, in, inAt, aux.get(JAVA_INT_UNALIGNED, 4 * (auxOffset + r)),
-              ignoreIndex, count, out, outAt);
+        int label = op == CROSS_ENTROPY ? aux.get(JAVA_INT_UNALIGNED, 4 * (auxOffset + r)) : 0;
+        if (!staged) {
+          runRow(r, label, in, inAt, aux, auxAt, out, outAt);
+          continue;
+        }
+        // Heap or mapped memory, a row at a time through native memory (see SegmentLoops.NATIVE).
+        MemorySegment stage = rowStage(3 * bytes);
+        MemorySegment.copy(in, inAt, stage, 0, bytes);
+        if (floatAux) {
+          MemorySegment.copy(aux, auxAt, stage, bytes, bytes);
+        }
+        runRow(r, label, stage, 0, floatAux ? stage : null, bytes, out == null ? null : stage, 2 * bytes);
+        if (out != null) {
+          MemorySegment.copy(stage, 2 * bytes, out, outAt, bytes);
         }
       }
     }
+
+    private void runRow(int r, int label, MemorySegment in, long inAt, MemorySegment aux, long auxAt,
+        MemorySegment out, long outAt) {
+      switch (op) {
+        case FORWARD -> forwardRow(cols, in, inAt, out, outAt, false);
+        case LOG_FORWARD -> forwardRow(cols, in, inAt, out, outAt, true);
+        case BACKWARD -> backwardRow(cols, in, inAt, aux, auxAt, out, outAt);
+        case LOG_BACKWARD -> logBackwardRow(cols, in, inAt, aux, auxAt, out, outAt);
+        default -> losses[r] = crossEntropyRow(cols, in, inAt, label, ignoreIndex, count, out, outAt);
+      }
+    }
   }
+
+  /**
+   * This thread's native scratch of at least {@code bytes}, for rows of segments that are not plain
+   * native memory. It grows to the widest rows seen and is then reused.
+   */
+  private static MemorySegment rowStage(long bytes) {
+    MemorySegment stage = ROW_STAGE.get();
+    if (stage.byteSize() < bytes) {
+      stage = Arena.ofAuto().allocate(bytes, 64);
+      ROW_STAGE.set(stage);
+    }
+    return stage;
+  }
+
+  private static final ThreadLocal<MemorySegment> ROW_STAGE = ThreadLocal.withInitial(() -> MemorySegment.NULL);
 
   /** Validates shapes and buffers: {@code in} is read, {@code out} written, {@code grad} (if any) read. */
   private static void check(int rows, int cols, MemorySegment in, long inOffset, String inName,
@@ -436,6 +506,9 @@ public final class Softmax {
    * grouping, since that MAX is associative and commutative.
    */
   private static float maxOf(int n, MemorySegment x, long xAt) {
+    if (x.getClass() != NATIVE) {
+      throw SegmentLoops.notStaged();
+    }
     FloatVector m0 = FloatVector.broadcast(SPECIES, Float.NEGATIVE_INFINITY);
     FloatVector m1 = m0;
     FloatVector m2 = m0;
@@ -475,6 +548,9 @@ public final class Softmax {
 
   /** {@code sum exp(x_i - m)} over n floats, n a multiple of LANES; exponentials into out if not null. */
   private static float expSumOf(int n, MemorySegment x, long xAt, float m, MemorySegment out, long outAt) {
+    if (x.getClass() != NATIVE || out != null && out.getClass() != NATIVE) {
+      throw SegmentLoops.notStaged();
+    }
     FloatVector vm = FloatVector.broadcast(SPECIES, m);
     FloatVector sum = FloatVector.zero(SPECIES);
     for (int i = 0; i < n; i += LANES) {
@@ -493,6 +569,9 @@ public final class Softmax {
    * the class comment already covers for n >= 2 (for n = 1 the result is exactly 1).
    */
   private static void divide(int cols, MemorySegment out, long outAt, float s) {
+    if (out.getClass() != NATIVE) {
+      throw SegmentLoops.notStaged();
+    }
     int whole = cols - cols % LANES;
     float reciprocal = 1f / s;
     FloatVector vr = FloatVector.broadcast(SPECIES, reciprocal);
@@ -510,6 +589,9 @@ public final class Softmax {
   /** {@code out_i = (x_i - m) - logSum}; the tail one float at a time, rounded as a lane is. */
   private static void shiftLog(int cols, MemorySegment x, long xAt, float m, float logSum, MemorySegment out,
       long outAt) {
+    if (x.getClass() != NATIVE || out.getClass() != NATIVE) {
+      throw SegmentLoops.notStaged();
+    }
     int whole = cols - cols % LANES;
     FloatVector vm = FloatVector.broadcast(SPECIES, m);
     FloatVector vl = FloatVector.broadcast(SPECIES, logSum);
@@ -536,6 +618,9 @@ public final class Softmax {
 
   /** {@code sum_i a_i b_i}. */
   private static float dot(int cols, MemorySegment a, long aAt, MemorySegment b, long bAt) {
+    if (a.getClass() != NATIVE || b.getClass() != NATIVE) {
+      throw SegmentLoops.notStaged();
+    }
     int whole = cols - cols % LANES;
     FloatVector acc = FloatVector.zero(SPECIES);
     for (int i = 0; i < whole; i += LANES) {
@@ -552,6 +637,9 @@ public final class Softmax {
 
   /** {@code sum_i a_i}. */
   private static float sum(int cols, MemorySegment a, long aAt) {
+    if (a.getClass() != NATIVE) {
+      throw SegmentLoops.notStaged();
+    }
     int whole = cols - cols % LANES;
     FloatVector acc = FloatVector.zero(SPECIES);
     for (int i = 0; i < whole; i += LANES) {
@@ -567,6 +655,9 @@ public final class Softmax {
   /** {@code dx_i = y_i (dy_i - dot)}. */
   private static void scaledDifference(int cols, MemorySegment y, long yAt, MemorySegment dy, long dyAt, float dot,
       MemorySegment dx, long dxAt) {
+    if (y.getClass() != NATIVE || dy.getClass() != NATIVE || dx.getClass() != NATIVE) {
+      throw SegmentLoops.notStaged();
+    }
     int whole = cols - cols % LANES;
     FloatVector vdot = FloatVector.broadcast(SPECIES, dot);
     for (int i = 0; i < whole; i += LANES) {
@@ -585,6 +676,9 @@ public final class Softmax {
   /** {@code dx_i = dy_i - exp(z_i) sum}, as one fused multiply-add; masked steps, as in {@link #expSum}. */
   private static void minusProbabilityTimes(int cols, MemorySegment z, long zAt, MemorySegment dy, long dyAt,
       float sum, MemorySegment dx, long dxAt) {
+    if (z.getClass() != NATIVE || dy.getClass() != NATIVE || dx.getClass() != NATIVE) {
+      throw SegmentLoops.notStaged();
+    }
     FloatVector vsum = FloatVector.broadcast(SPECIES, sum);
     for (int i = 0; i < cols; i += LANES) {
       VectorMask<Float> lanes = SPECIES.indexInRange(i, cols);
@@ -596,6 +690,9 @@ public final class Softmax {
 
   /** {@code sum_i t_i (m - x_i)}. */
   private static float weightedGap(int cols, MemorySegment t, long tAt, MemorySegment x, long xAt, float m) {
+    if (t.getClass() != NATIVE || x.getClass() != NATIVE) {
+      throw SegmentLoops.notStaged();
+    }
     int whole = cols - cols % LANES;
     FloatVector vm = FloatVector.broadcast(SPECIES, m);
     FloatVector acc = FloatVector.zero(SPECIES);
@@ -613,6 +710,9 @@ public final class Softmax {
 
   /** {@code d_i = e_i a - t_i b}, in place over the exponentials e in d. */
   private static void scaledMinus(int cols, MemorySegment d, long dAt, float a, MemorySegment t, long tAt, float b) {
+    if (d.getClass() != NATIVE || t.getClass() != NATIVE) {
+      throw SegmentLoops.notStaged();
+    }
     int whole = cols - cols % LANES;
     FloatVector va = FloatVector.broadcast(SPECIES, a);
     FloatVector vb = FloatVector.broadcast(SPECIES, -b);

@@ -1,7 +1,6 @@
 package dev.lanes.kernels;
 
 import jdk.incubator.vector.FloatVector;
-import jdk.incubator.vector.IntVector;
 import jdk.incubator.vector.VectorOperators;
 import jdk.incubator.vector.VectorSpecies;
 
@@ -27,8 +26,12 @@ final class VectorMath {
   /** ln 2 split in two: C1 has 9 significant bits, so n*C1 is exact for |n| < 2^15. */
   private static final float LN2_C1 = 0.693359375f;
   private static final float LN2_C2 = -2.12194440e-4f;
-  /** Adding then subtracting 1.5 * 2^23 rounds a float to the nearest integer (for |x| < 2^22). */
-  private static final float ROUNDING = 12582912f;
+  /**
+   * Adding then subtracting 1.5 * 2^23 rounds a float to the nearest integer (for |x| < 2^22). The
+   * 127 added with it is the exponent bias; being an integer, it can change the rounding only at an
+   * exact tie, where either neighbour keeps {@code |r| <= ln2/2} and 2^n exact.
+   */
+  private static final float BIASED_ROUNDING = 12582912f + 127f;
   /** Below this e^x < 2^-126 * 2^-0.5 flushes to 0 (the exponent trick needs n >= -126). */
   private static final float UNDERFLOW = -87.6831f;
   /** Above this e^x would need n = 128; returned as +inf. */
@@ -56,13 +59,13 @@ final class VectorMath {
   /**
    * {@link #expUpTo88} for arguments at most 88.37 that need no overflow test: below it, the same
    * bits. Softmax's {@code x - max} is never positive, so its exponentials skip the compare and the
-   * blend (2 of about 21 vector instructions); NaN still gives NaN.
+   * blend (2 of about 19 vector instructions); NaN still gives NaN.
    */
   static FloatVector expNonPositive(FloatVector x) {
-    FloatVector n = nearestMultipleOfLn2(x);
-    FloatVector r = remainder(x, n);
+    FloatVector biased = biasedExponent(x);
+    FloatVector r = remainder(x, biased.sub(V_BIASED_ROUNDING));
     FloatVector p = r.fma(E7, E6).fma(r, E5).fma(r, E4).fma(r, E3).fma(r, E2).fma(r, E1).fma(r, E0);
-    FloatVector e = p.mul(powerOfTwo(n));
+    FloatVector e = p.mul(powerOfTwo(biased));
     return e.blend(0f, x.compare(VectorOperators.LT, UNDERFLOW));
   }
 
@@ -82,17 +85,22 @@ final class VectorMath {
    * {@code |2^n q| <= 0.21}, so q's error counts at most 0.72 times: {@code 2.5u + 2u}. 5u is stated.
    */
   static FloatVector expm1NonPositive(FloatVector x) {
-    FloatVector n = nearestMultipleOfLn2(x);
-    FloatVector r = remainder(x, n);
+    FloatVector biased = biasedExponent(x);
+    FloatVector r = remainder(x, biased.sub(V_BIASED_ROUNDING));
     FloatVector q = r.fma(E8, E7).fma(r, E6).fma(r, E5).fma(r, E4).fma(r, E3).fma(r, E2).fma(r, E1).mul(r);
-    FloatVector scale = powerOfTwo(n);
+    FloatVector scale = powerOfTwo(biased);
     FloatVector m = q.fma(scale, scale.sub(E0));
     return m.blend(-1f, x.compare(VectorOperators.LT, UNDERFLOW));
   }
 
-  /** n = round(x log2 e), as a float (the range reduction of the exponentials). */
-  private static FloatVector nearestMultipleOfLn2(FloatVector x) {
-    return x.fma(V_LOG2E, V_ROUNDING).sub(V_ROUNDING);
+  /**
+   * {@code 1.5 * 2^23 + 127 + n} with n = round(x log2 e), the range reduction of the exponentials:
+   * the addition rounds x log2 e to an integer (for |x| &lt; 2.9e6), so the result minus
+   * {@link #BIASED_ROUNDING} is n exactly, and the low mantissa bits already hold n + 127, the
+   * biased exponent of 2^n (see {@link #powerOfTwo}).
+   */
+  private static FloatVector biasedExponent(FloatVector x) {
+    return x.fma(V_LOG2E, V_BIASED_ROUNDING);
   }
 
   /** {@code r = x - n ln2} in two FMAs, the first exact (see {@link #expUpTo88}). */
@@ -101,10 +109,14 @@ final class VectorMath {
     return n.fma(V_MINUS_LN2_C2, n.fma(V_MINUS_LN2_C1, x));
   }
 
-  /** {@code 2^n} built in the exponent field, for integral n in [-126, 127]. */
-  private static FloatVector powerOfTwo(FloatVector n) {
-    IntVector exponent = (IntVector) n.convert(VectorOperators.F2I, 0);
-    return exponent.add(127).lanewise(VectorOperators.LSHL, 23).reinterpretAsFloats();
+  /**
+   * {@code 2^n} for integral n in [-126, 127], from {@link #biasedExponent}: shifting its bits left
+   * by 23 drops the sign, the exponent and the 1.5 * 2^23, and moves n + 127 into the exponent field.
+   * Why not {@code F2I} of n and an add: Java's conversion must saturate and map NaN to 0, which C2
+   * emits as a compare, a test and a branch around a fix-up, per vector.
+   */
+  private static FloatVector powerOfTwo(FloatVector biased) {
+    return biased.reinterpretAsInts().lanewise(VectorOperators.LSHL, 23).reinterpretAsFloats();
   }
 
   /**
@@ -132,7 +144,7 @@ final class VectorMath {
    * (NodeCountInliningCutoff), left a call out of line and boxed its vectors.
    */
   private static final FloatVector V_LOG2E = all(LOG2E);
-  private static final FloatVector V_ROUNDING = all(ROUNDING);
+  private static final FloatVector V_BIASED_ROUNDING = all(BIASED_ROUNDING);
   private static final FloatVector V_MINUS_LN2_C1 = all(-LN2_C1);
   private static final FloatVector V_MINUS_LN2_C2 = all(-LN2_C2);
   /** Taylor coefficients of e^r, 1/k!. */
