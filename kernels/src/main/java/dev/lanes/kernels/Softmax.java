@@ -210,6 +210,8 @@ public final class Softmax {
     Checks.extent("targets", targetsOffset, rows, cols, Math.max(1, cols), Checks.floats(targets));
     boolean staged = logits.getClass() != NATIVE || targets.getClass() != NATIVE
         || dlogits != null && dlogits.getClass() != NATIVE;
+    long bytes = 4L * cols;
+    MemorySegment stage = staged ? rowStage(3 * bytes) : null;
     double total = 0;
     for (int r = 0; r < rows; r++) {
       long row = (long) r * cols;
@@ -221,8 +223,6 @@ public final class Softmax {
         continue;
       }
       // Heap or mapped memory, a row at a time through native memory (see SegmentLoops.NATIVE).
-      long bytes = 4L * cols;
-      MemorySegment stage = rowStage(3 * bytes);
       MemorySegment.copy(logits, xAt, stage, 0, bytes);
       MemorySegment.copy(targets, tAt, stage, bytes, bytes);
       total += probabilitiesRow(rows, cols, stage, 0, stage, bytes, dlogits == null ? null : stage, 2 * bytes);
@@ -388,6 +388,7 @@ public final class Softmax {
       boolean staged = in.getClass() != NATIVE || floatAux && aux.getClass() != NATIVE
           || out != null && out.getClass() != NATIVE;
       long bytes = 4L * cols;
+      MemorySegment stage = staged ? rowStage(3 * bytes) : null;
       for (int r = from; r < to; r++) {
         long row = (long) r * cols;
         long inAt = 4 * (inOffset + row);
@@ -399,7 +400,6 @@ public final class Softmax {
           continue;
         }
         // Heap or mapped memory, a row at a time through native memory (see SegmentLoops.NATIVE).
-        MemorySegment stage = rowStage(3 * bytes);
         MemorySegment.copy(in, inAt, stage, 0, bytes);
         if (floatAux) {
           MemorySegment.copy(aux, auxAt, stage, bytes, bytes);
