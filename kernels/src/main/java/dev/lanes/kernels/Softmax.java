@@ -420,16 +420,19 @@ public final class Softmax {
      * writes row r - 1's dx, whose y and dy it read in the step before and are still in L1, so the
      * reads of new rows overlap with that work. Each row's dot is the same sum in the same order as
      * {@link #dot}'s. Measured against the two loops per row, alternating in one JVM, one thread:
-     * 1.20 times the speed at 1024x1000 (interquartile 1.13-1.28), 1.14 at 64x32000 (1.06-1.22).
+     * 1.20 times the speed at 1024x1000 (interquartile 1.13-1.28), 1.14 at 64x32000 (1.06-1.22) in
+     * a slow stretch of the machine; 1.09 and 1.11 in a fast one.
      */
     private void backwardRows(int from, int to) {
       long bytes = 4L * cols;
       long yAt = 4 * (inOffset + (long) from * cols);
       long dyAt = 4 * (auxOffset + (long) from * cols);
       long dxAt = 4 * (outOffset + (long) from * cols);
-      float dot = dot(cols, aux, dyAt, in, yAt);
+      // The first row's dot by the same method, writing nothing: dot() called once per call here
+      // was inlined without its lane sum, which then boxed a vector (64 B a call, seen in JMH).
+      float dot = dotBehindScaled(cols, in, yAt, aux, dyAt, 0f, out, dxAt, 0, false);
       for (int r = from + 1; r < to; r++) {
-        dot = dotBehindScaled(cols, in, yAt, aux, dyAt, dot, out, dxAt);
+        dot = dotBehindScaled(cols, in, yAt, aux, dyAt, dot, out, dxAt, bytes, true);
         yAt += bytes;
         dyAt += bytes;
         dxAt += bytes;
@@ -662,32 +665,36 @@ public final class Softmax {
   }
 
   /**
-   * Writes {@code dx_i = y_i (dy_i - dot)} for the row at (yAt, dyAt, dxAt) and returns the next
-   * row's {@code sum_i dy_i y_i}, summed as {@link #dot} sums it.
+   * Writes {@code dx_i = y_i (dy_i - dot)} for the row at (yAt, dyAt, dxAt) if {@code scale}, and
+   * returns {@code sum_i dy_i y_i} of the row {@code next} bytes further, summed as {@link #dot}
+   * sums it.
    */
   private static float dotBehindScaled(int cols, MemorySegment y, long yAt, MemorySegment dy, long dyAt, float dot,
-      MemorySegment dx, long dxAt) {
+      MemorySegment dx, long dxAt, long next, boolean scale) {
     if (y.getClass() != NATIVE || dy.getClass() != NATIVE || dx.getClass() != NATIVE) {
       throw SegmentLoops.notStaged();
     }
-    long next = 4L * cols;
     int whole = cols - cols % LANES;
     FloatVector vdot = FloatVector.broadcast(SPECIES, dot);
     FloatVector acc = FloatVector.zero(SPECIES);
     for (int i = 0; i < whole; i += LANES) {
       long at = 4L * i;
-      FloatVector yv = FloatVector.fromMemorySegment(SPECIES, y, yAt + at, ORDER);
-      FloatVector g = FloatVector.fromMemorySegment(SPECIES, dy, dyAt + at, ORDER);
-      yv.mul(g.sub(vdot)).intoMemorySegment(dx, dxAt + at, ORDER);
+      if (scale) {
+        FloatVector yv = FloatVector.fromMemorySegment(SPECIES, y, yAt + at, ORDER);
+        FloatVector g = FloatVector.fromMemorySegment(SPECIES, dy, dyAt + at, ORDER);
+        yv.mul(g.sub(vdot)).intoMemorySegment(dx, dxAt + at, ORDER);
+      }
       acc = FloatVector.fromMemorySegment(SPECIES, dy, dyAt + next + at, ORDER)
           .fma(FloatVector.fromMemorySegment(SPECIES, y, yAt + next + at, ORDER), acc);
     }
     if (whole < cols) {
       VectorMask<Float> tail = SPECIES.indexInRange(whole, cols);
       long at = 4L * whole;
-      FloatVector yv = FloatVector.fromMemorySegment(SPECIES, y, yAt + at, ORDER, tail);
-      FloatVector g = FloatVector.fromMemorySegment(SPECIES, dy, dyAt + at, ORDER, tail);
-      yv.mul(g.sub(vdot)).intoMemorySegment(dx, dxAt + at, ORDER, tail);
+      if (scale) {
+        FloatVector yv = FloatVector.fromMemorySegment(SPECIES, y, yAt + at, ORDER, tail);
+        FloatVector g = FloatVector.fromMemorySegment(SPECIES, dy, dyAt + at, ORDER, tail);
+        yv.mul(g.sub(vdot)).intoMemorySegment(dx, dxAt + at, ORDER, tail);
+      }
       acc = FloatVector.fromMemorySegment(SPECIES, dy, dyAt + next + at, ORDER, tail)
           .fma(FloatVector.fromMemorySegment(SPECIES, y, yAt + next + at, ORDER, tail), acc);
     }
