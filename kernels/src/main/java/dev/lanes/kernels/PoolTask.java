@@ -352,12 +352,8 @@ final class PoolTask implements ParallelTask {
     int rowFloats = 2 * phase + 1; // the even columns, one -inf, the odd columns
     int outWidth = g.outWidth;
     SplitRows scratch = SPLIT_ROWS.get().fit(rowFloats, outWidth);
-    float[][] split = scratch.rows; // an output row's rows top + 1 and top + 2
     float[] vals = scratch.vals;
     int[] args = scratch.args;
-    for (float[] row : split) {
-      row[phase] = Float.NEGATIVE_INFINITY; // O[-1], the left padding, read by output 0's first tap when padW = 1
-    }
     // Windows of outputs [0, inside) end inside the row; the left padding is read from the -inf.
     // splitsRows makes it at least LANES + 1: the output row less at most one.
     int inside = Math.min(outWidth, Math.floorDiv(width + g.padW - g.kernelW, 2) + 1);
@@ -368,8 +364,10 @@ final class PoolTask implements ParallelTask {
     int c1 = tapOffset(1 - g.padW, phase);
     int c2 = tapOffset(2 - g.padW, phase);
     int prev = 0; // where the row maxima of row top are: vals[prev + ow]; the next step's go to the other half
-    float[] a = split[0];
-    float[] b = split[1];
+    float[] a = scratch.rowA; // an output row's input rows top + 1 and top + 2, split
+    float[] b = scratch.rowB;
+    a[phase] = Float.NEGATIVE_INFINITY; // O[-1], the left padding, read by output 0's first tap when padW = 1
+    b[phase] = Float.NEGATIVE_INFINITY;
     // Row top of output row 0 is the padding row for padH = 1: -inf, with the index of each
     // window's first tap (output 0's is fixed below).
     for (int ow = 0; ow < outWidth; ow++) {
@@ -721,16 +719,16 @@ final class PoolTask implements ParallelTask {
    * indices): the previous output row's last row and the current one's.
    */
   private static final class SplitRows {
-    final float[][] rows = new float[2][0];
+    float[] rowA = new float[0];
+    float[] rowB = new float[0];
     float[] negInf = new float[0];
     float[] vals = new float[0];
     int[] args = new int[0];
 
     SplitRows fit(int splitFloats, int outWidth) {
       if (negInf.length < splitFloats) {
-        for (int r = 0; r < rows.length; r++) {
-          rows[r] = new float[splitFloats];
-        }
+        rowA = new float[splitFloats];
+        rowB = new float[splitFloats];
         negInf = new float[splitFloats];
         Arrays.fill(negInf, Float.NEGATIVE_INFINITY);
       }

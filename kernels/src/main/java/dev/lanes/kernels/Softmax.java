@@ -418,8 +418,7 @@ public final class Softmax {
     /**
      * Backward over rows [from, to), one row behind: the loop that takes row r's dot product also
      * writes row r - 1's dx, whose y and dy it read in the step before and are still in L1, so the
-     * reads of new rows overlap with that work. Each row's dot is the same sum in the same order as
-     * {@link #dot}'s. Measured against the two loops per row, alternating in one JVM, one thread:
+     * reads of new rows overlap with that work. Measured against the two loops per row, alternating in one JVM, one thread:
      * 1.20 times the speed at 1024x1000 (interquartile 1.13-1.28), 1.14 at 64x32000 (1.06-1.22) in
      * a slow stretch of the machine; 1.09 and 1.11 in a fast one.
      */
@@ -428,8 +427,8 @@ public final class Softmax {
       long yAt = 4 * (inOffset + (long) from * cols);
       long dyAt = 4 * (auxOffset + (long) from * cols);
       long dxAt = 4 * (outOffset + (long) from * cols);
-      // The first row's dot by the same method, writing nothing: dot() called once per call here
-      // was inlined without its lane sum, which then boxed a vector (64 B a call, seen in JMH).
+      // The first row's dot by the same method, writing nothing: a separate dot method called once
+      // per call here was inlined without its lane sum, which then boxed a vector (64 B a call).
       float dot = dotBehindScaled(cols, in, yAt, aux, dyAt, 0f, out, dxAt, 0, false);
       for (int r = from + 1; r < to; r++) {
         dot = dotBehindScaled(cols, in, yAt, aux, dyAt, dot, out, dxAt, bytes, true);
@@ -633,9 +632,10 @@ public final class Softmax {
     }
   }
 
+  /** One staged row of the backward; unstaged rows go through {@link Rows#backwardRows}. */
   private static void backwardRow(int cols, MemorySegment y, long yAt, MemorySegment dy, long dyAt,
       MemorySegment dx, long dxAt) {
-    float dot = dot(cols, dy, dyAt, y, yAt);
+    float dot = dotBehindScaled(cols, y, yAt, dy, dyAt, 0f, dx, dxAt, 0, false);
     scaledDifference(cols, y, yAt, dy, dyAt, dot, dx, dxAt);
   }
 
@@ -645,29 +645,10 @@ public final class Softmax {
     minusProbabilityTimes(cols, z, zAt, dy, dyAt, sum, dx, dxAt);
   }
 
-  /** {@code sum_i a_i b_i}. */
-  private static float dot(int cols, MemorySegment a, long aAt, MemorySegment b, long bAt) {
-    if (a.getClass() != NATIVE || b.getClass() != NATIVE) {
-      throw SegmentLoops.notStaged();
-    }
-    int whole = cols - cols % LANES;
-    FloatVector acc = FloatVector.zero(SPECIES);
-    for (int i = 0; i < whole; i += LANES) {
-      acc = FloatVector.fromMemorySegment(SPECIES, a, aAt + 4L * i, ORDER)
-          .fma(FloatVector.fromMemorySegment(SPECIES, b, bAt + 4L * i, ORDER), acc);
-    }
-    if (whole < cols) {
-      VectorMask<Float> tail = SPECIES.indexInRange(whole, cols);
-      acc = FloatVector.fromMemorySegment(SPECIES, a, aAt + 4L * whole, ORDER, tail)
-          .fma(FloatVector.fromMemorySegment(SPECIES, b, bAt + 4L * whole, ORDER, tail), acc);
-    }
-    return FloatLanes.sum(acc);
-  }
-
   /**
    * Writes {@code dx_i = y_i (dy_i - dot)} for the row at (yAt, dyAt, dxAt) if {@code scale}, and
-   * returns {@code sum_i dy_i y_i} of the row {@code next} bytes further, summed as {@link #dot}
-   * sums it.
+   * returns {@code sum_i dy_i y_i} of the row {@code next} bytes further (0: the same row). The
+   * only place the backward's dot is summed, so staged and unstaged rows get the same bits.
    */
   private static float dotBehindScaled(int cols, MemorySegment y, long yAt, MemorySegment dy, long dyAt, float dot,
       MemorySegment dx, long dxAt, long next, boolean scale) {
