@@ -6,9 +6,10 @@ import java.util.concurrent.RejectedExecutionException;
 import java.util.concurrent.atomic.AtomicReference;
 
 /**
- * Runs the parts of a task on a caller-supplied executor, the caller taking part 0. The parts of a
- * call may wait for each other, so the executor must be able to run {@code parts - 1} tasks at once
- * (a pool whose threads are all blocked on this call would stall it).
+ * Runs the parts of a task on a caller-supplied executor, the caller taking part 0. A part never
+ * waits for a part that has not started (the GEMM's parts wait only for blocks that a running part
+ * has taken), so an executor that runs the parts one after another gives the same result, on fewer
+ * cores.
  */
 final class ExecutorFanOut {
   private ExecutorFanOut() {}
@@ -30,8 +31,7 @@ final class ExecutorFanOut {
       try {
         executor.execute(piece);
       } catch (RejectedExecutionException e) {
-        // The parts of a call may wait for each other at a barrier, so a rejected part cannot run
-        // inline on the caller; it gets a thread of its own. Slower, never wrong, never stuck.
+        // A rejected part gets a thread of its own, so that it still runs beside the caller's.
         Thread.ofPlatform().daemon().name("lanes-overflow").start(piece);
       }
     }

@@ -20,6 +20,15 @@ final class GemmWorkspace {
   final float[] transposeScratch;
   /** Gather pattern for the transposed packing of B panels. */
   final GemmPacking.TransposeMap bMap = new GemmPacking.TransposeMap();
+  /**
+   * Where the current stage's KC x NC block of op(B) lives ({@code GemmTask.stageB}): the array
+   * ({@link #bBlock}, or a block packed ahead), its first panel's index, and the floats from one
+   * NR-column panel to the next. Fields rather than a returned object, so that a stage allocates
+   * nothing.
+   */
+  float[] stageB;
+  int stageBFirst;
+  int stageBStride;
   /** One MR x NR tile of A*B on its way from the micro-kernel's registers to C (the 12-row kernel, and edge tiles). */
   final float[] tile;
 
