@@ -97,6 +97,19 @@ class GemmTest {
     }
   }
 
+  /**
+   * An executor that runs each part to the end on the submitting thread, before the caller's own
+   * part starts: the parts never overlap. A part must then never wait for another (the stage
+   * barrier this GEMM once had would hang here); 300 rows and k = 300 make several blocks and
+   * stages, so the blocks' stage order is exercised.
+   */
+  @Test
+  @org.junit.jupiter.api.Timeout(60)
+  void anExecutorThatRunsThePartsOneAfterAnotherGivesTheSameBits() {
+    java.util.concurrent.Executor inline = Runnable::run;
+    assertArrayEquals(squareProduct(300, Parallelism.sequential()), squareProduct(300, Parallelism.on(inline, 2)));
+  }
+
   /** A x B for two fixed size x size matrices with irregular entries. */
   private static float[] squareProduct(int size, Parallelism parallelism) {
     float[] a = new float[size * size];
