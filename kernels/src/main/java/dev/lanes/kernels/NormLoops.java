@@ -36,17 +36,40 @@ final class NormLoops {
     }
   }
 
-  /** {@code sum_i (x_i - mean)^2}. */
+  /**
+   * {@code sum_i (x_i - mean)^2}.
+   *
+   * <p>Four running sums, not one: with one, each vector's FMA waited for the previous one's
+   * (4 cycles on Zen 3), and this pass ran at a quarter of the rate its loads allow.
+   */
   static float squaredDeviations(long n, MemorySegment x, long xAt, float mean) {
-    FloatVector acc = FloatVector.zero(SPECIES);
+    FloatVector acc0 = FloatVector.zero(SPECIES);
+    FloatVector acc1 = acc0;
+    FloatVector acc2 = acc0;
+    FloatVector acc3 = acc0;
     long whole = n - n % LANES;
-    VectorMask<Float> tail = SPECIES.indexInRange(whole, n);
-    for (long i = 0; i < n; i += LANES) {
-      boolean full = i < whole;
-      FloatVector d = load(x, xAt, i, full, tail).sub(mean);
-      acc = full ? d.fma(d, acc) : d.fma(d, acc).blend(acc, tail.not());
+    long i = 0;
+    for (; i + 4L * LANES <= whole; i += 4L * LANES) {
+      long at = xAt + 4 * i;
+      FloatVector d0 = FloatVector.fromMemorySegment(SPECIES, x, at, ORDER).sub(mean);
+      FloatVector d1 = FloatVector.fromMemorySegment(SPECIES, x, at + 4L * LANES, ORDER).sub(mean);
+      FloatVector d2 = FloatVector.fromMemorySegment(SPECIES, x, at + 8L * LANES, ORDER).sub(mean);
+      FloatVector d3 = FloatVector.fromMemorySegment(SPECIES, x, at + 12L * LANES, ORDER).sub(mean);
+      acc0 = d0.fma(d0, acc0);
+      acc1 = d1.fma(d1, acc1);
+      acc2 = d2.fma(d2, acc2);
+      acc3 = d3.fma(d3, acc3);
     }
-    return FloatLanes.sum(acc);
+    for (; i < whole; i += LANES) {
+      FloatVector d = FloatVector.fromMemorySegment(SPECIES, x, xAt + 4 * i, ORDER).sub(mean);
+      acc0 = d.fma(d, acc0);
+    }
+    if (whole < n) {
+      VectorMask<Float> tail = SPECIES.indexInRange(whole, n);
+      FloatVector d = FloatVector.fromMemorySegment(SPECIES, x, xAt + 4 * whole, ORDER, tail).sub(mean);
+      acc1 = d.fma(d, acc1).blend(acc1, tail.not());
+    }
+    return FloatLanes.sum(acc0.add(acc1).add(acc2.add(acc3)));
   }
 
   /**
