@@ -74,6 +74,36 @@ public final class LanesCli {
       this(id, benchmark, split, methods, params, 5);
     }
 
+    /**
+     * The values of parameter {@code name} this group runs for a {@code -p} request: where the
+     * group limits the parameter (the naive GEMM to sizes up to 256 and one thread), only the
+     * requested values inside that limit, so {@code -p size=2048} does not start a naive loop that
+     * takes minutes per call. Empty: the group has nothing to run for the request.
+     */
+    String[] allowed(String name, String requested) {
+      String[] values = requested.split(",");
+      if (!params.containsKey(name)) {
+        return values;
+      }
+      List<String> limit = List.of(params.get(name));
+      return java.util.Arrays.stream(values).filter(limit::contains).toArray(String[]::new);
+    }
+
+    /** Whether some {@code -p} request leaves this group no value of one of its own parameters. */
+    boolean excludedBy(java.util.Map<String, String> overrides) {
+      for (java.util.Map.Entry<String, String> e : overrides.entrySet()) {
+        try {
+          benchmark.getField(e.getKey());
+        } catch (NoSuchFieldException notOurs) {
+          continue;
+        }
+        if (allowed(e.getKey(), e.getValue()).length == 0) {
+          return true;
+        }
+      }
+      return false;
+    }
+
     List<String> methodsMatching(Pattern filter) {
       List<String> names = new ArrayList<>();
       for (String method : methods) {
@@ -141,7 +171,7 @@ public final class LanesCli {
       Pattern filter = Pattern.compile(regex);
       for (Group group : GROUPS) {
         List<String> methods = group.methodsMatching(filter);
-        if (methods.isEmpty()) {
+        if (methods.isEmpty() || group.excludedBy(paramOverrides)) {
           continue;
         }
         // One run per size, so Lanes and its peer at a size are measured seconds apart, not
@@ -179,7 +209,7 @@ public final class LanesCli {
     /** Values of the group's split parameter: the -p override, the group's own, or the @Param values. */
     private List<String> splitValues(Group group) throws NoSuchFieldException {
       if (paramOverrides.containsKey(group.split)) {
-        return List.of(paramOverrides.get(group.split).split(","));
+        return List.of(group.allowed(group.split, paramOverrides.get(group.split)));
       }
       if (group.params.containsKey(group.split)) {
         return List.of(group.params.get(group.split));

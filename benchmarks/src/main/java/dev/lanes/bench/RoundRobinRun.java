@@ -54,18 +54,21 @@ final class RoundRobinRun {
       // JMH ORs its include patterns, so the user's filter is applied here, name by name.
       options.include("^" + Pattern.quote(method) + "$");
     }
-    group.params().forEach(options::param);
+    // One list per parameter: JMH adds a second list for a name rather than replacing the first.
+    Map<String, String[]> params = new java.util.LinkedHashMap<>(group.params());
     overrides.forEach((name, values) -> {
       if (name.equals(group.split())) {
-        return; // the split's value comes in on its own below (JMH would add, not replace, a second list)
+        return; // the split's value comes in on its own below
       }
       try {
         group.benchmark().getField(name);
-        options.param(name, values.split(","));
+        params.put(name, group.allowed(name, values));
       } catch (NoSuchFieldException e) {
         // a parameter of another benchmark (e.g. -p size=... while softmax runs): not ours
       }
     });
+    params.remove(group.split());
+    params.forEach(options::param);
     return options.param(group.split(), value);
   }
 
