@@ -170,10 +170,10 @@ public final class Conv2d {
    * there it is written, then read back by the GEMM's packing), at least one NR panel, at most one
    * image. Why all of L2 and not half: with the GEMM's KC = 128 and 32-column NR on AVX2, a chunk is
    * one GEMM call, and a wider call spreads its per-call and per-stage costs (packing all of the
-   * weights again, the stage barriers) over more columns. Measured on the Zen 3 machine, ResNet's
-   * 3x3 layer, 8 images, alternating in one JVM, median speed at 512 KiB over 256 KiB: forward 1.10
-   * (one thread) and 1.09 (two), data gradient 1.08 and 1.07; 1 MiB over 512 KiB: forward 0.98,
-   * data gradient 1.02.
+   * weights again; the GEMM then also met at a barrier per stage) over more columns. Measured on
+   * the Zen 3 machine, ResNet's 3x3 layer, 8 images, alternating in one JVM, median speed at
+   * 512 KiB over 256 KiB: forward 1.10 (one thread) and 1.09 (two), data gradient 1.08 and 1.07;
+   * 1 MiB over 512 KiB: forward 0.98, data gradient 1.02.
    */
   private static int chunkFor(int rows, int positions, int budgets) {
     long budget = budgets * Long.getLong("lanes.conv.chunkBytes", GemmBlocking.L2_BYTES);
