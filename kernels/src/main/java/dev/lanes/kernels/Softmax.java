@@ -579,10 +579,15 @@ public final class Softmax {
     if (x.getClass() != NATIVE || out != null && out.getClass() != NATIVE) {
       throw SegmentLoops.notStaged();
     }
-    FloatVector vm = FloatVector.broadcast(SPECIES, m);
+    // With m finite, every x - m is in [-inf, 0], the clamped exponential's domain. A NaN or an
+    // infinite m makes the row NaN (see the class comment): subtracting a NaN then gives every lane
+    // a NaN, which the exponential keeps unless its sign bit is set (the lane's own NaN can be), and
+    // such a lane's 0 leaves the sum NaN, or 0 if every lane was one, and the outputs e/s are NaN
+    // either way (0 * inf), as are the log-softmax's and the loss's.
+    FloatVector vm = FloatVector.broadcast(SPECIES, Float.isFinite(m) ? m : Float.NaN);
     FloatVector sum = FloatVector.zero(SPECIES);
     for (int i = 0; i < n; i += LANES) {
-      FloatVector e = VectorMath.expNonPositive(FloatVector.fromMemorySegment(SPECIES, x, xAt + 4L * i, ORDER).sub(vm));
+      FloatVector e = VectorMath.expClampedNonPositive(FloatVector.fromMemorySegment(SPECIES, x, xAt + 4L * i, ORDER).sub(vm));
       if (out != null) {
         e.intoMemorySegment(out, outAt + 4L * i, ORDER);
       }

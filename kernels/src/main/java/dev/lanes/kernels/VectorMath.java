@@ -1,6 +1,7 @@
 package dev.lanes.kernels;
 
 import jdk.incubator.vector.FloatVector;
+import jdk.incubator.vector.IntVector;
 import jdk.incubator.vector.VectorOperators;
 import jdk.incubator.vector.VectorSpecies;
 
@@ -71,6 +72,31 @@ final class VectorMath {
     FloatVector p = r.fma(X6, X5).fma(r, X4).fma(r, X3).fma(r, X2).fma(r, E1).fma(r, E0);
     FloatVector e = p.mul(powerOfTwo(biased));
     return e.blend(0f, x.compare(VectorOperators.LT, UNDERFLOW));
+  }
+
+  /**
+   * {@link #expNonPositive} for softmax: arguments in [-inf, 0] or a NaN whose sign bit is clear,
+   * for two fewer instructions. Leaving out the underflow compare and blend took 15-20% off the
+   * time of a loop that takes 1M exponentials from L1 and sums them; this form, which needs one
+   * instruction back, 8-13% (one thread, 1024 rows of 1000, in one JVM).
+   *
+   * <p>How: read as unsigned ints, the bits of +0 are the smallest, and those of a float at or below
+   * -0 grow with its magnitude, so the unsigned minimum with the bits of -88 raises every argument
+   * below -88 to -88, -inf included, and leaves -88 and above and positive NaNs as they are. Below
+   * about -87.68, n = round(x log2 e) is -127, for which {@link #powerOfTwo} gives +0: the result
+   * is exactly 0 there, as the blend gives in {@link #expNonPositive}. Between -87.6831 and the
+   * point where n becomes -127 (a few ulps), this form returns {@code p 2^-126}, about
+   * {@code 2^-126.5}, where {@link #expNonPositive} returns 0: both within the stated absolute
+   * {@code 2^-126}; everywhere else the bits are the same. A NaN with its sign bit set would be
+   * raised to -88 and give 0 (see {@link Softmax}'s exponential loop for why softmax's outputs are
+   * NaN all the same).
+   */
+  static FloatVector expClampedNonPositive(FloatVector x) {
+    FloatVector clamped = x.reinterpretAsInts().lanewise(VectorOperators.UMIN, V_LOWEST).reinterpretAsFloats();
+    FloatVector biased = biasedExponent(clamped);
+    FloatVector r = remainder(clamped, biased.sub(V_BIASED_ROUNDING));
+    FloatVector p = r.fma(X6, X5).fma(r, X4).fma(r, X3).fma(r, X2).fma(r, E1).fma(r, E0);
+    return p.mul(powerOfTwo(biased));
   }
 
   /**
@@ -151,6 +177,8 @@ final class VectorMath {
   private static final FloatVector V_BIASED_ROUNDING = all(BIASED_ROUNDING);
   private static final FloatVector V_MINUS_LN2_C1 = all(-LN2_C1);
   private static final FloatVector V_MINUS_LN2_C2 = all(-LN2_C2);
+  /** The bits of -88, {@link #expClampedNonPositive}'s lowest argument (its exponential is 0). */
+  private static final IntVector V_LOWEST = all(-88f).reinterpretAsInts();
   /** e^r's degree-6 minimax coefficients for r^2 .. r^6 (see {@link #expUpTo88}). */
   private static final FloatVector X2 = all(0.49999997f);
   private static final FloatVector X3 = all(0.16666523f);

@@ -37,6 +37,53 @@ class VectorMathTest {
   }
 
   @Test
+  void clampedExpIsWithinTheExpBoundForNonPositiveArguments() {
+    // The same contract as expNonPositive, over [-104, 0] (the clamp acts below -88).
+    sweep("expClampedNonPositive", VectorMath::expClampedNonPositive, Math::exp,
+        exact -> exact >= Float.MIN_NORMAL ? 3 * U * exact : Math.scalb(1.0, -126),
+        (i, random) -> i < 1_000_000 ? -104.0 * i / 1_000_000.0 : -104 * random.nextDouble());
+  }
+
+  @Test
+  void clampedExpHasTheBitsOfExpNonPositiveButForTwoFloats() {
+    // Every float in [-89, -87], where the clamp and the underflow threshold act, and every 256th
+    // bit pattern from -0 down to -200: the same bits, except -87.683105 and -87.68311, just below
+    // the blend's threshold (-87.6831) and still above n = -127, where the clamped form gives about
+    // 8.31e-39 (within the bound above) and the blend 0. Below -88 both are 0.
+    int compared = 0;
+    compared += compareBits(Float.floatToRawIntBits(-87f), Float.floatToRawIntBits(-89f), 1);
+    compared += compareBits(Float.floatToRawIntBits(-0f), Float.floatToRawIntBits(-200f), 256);
+    assertTrue(compared > 4_000_000, compared + " compared");
+  }
+
+  /** Compares the two exponentials on the bit patterns from {@code from} to {@code to} (negative floats), every {@code step}th. */
+  private static int compareBits(int from, int to, int step) {
+    float[] x = new float[LANES];
+    int compared = 0;
+    for (int bits = from; bits <= to; ) {
+      for (int l = 0; l < LANES; l++, bits = Math.min(to, bits + step)) {
+        x[l] = Float.intBitsToFloat(bits);
+      }
+      FloatVector in = FloatVector.fromArray(FloatLanes.SPECIES, x, 0);
+      float[] clamped = VectorMath.expClampedNonPositive(in).toArray();
+      float[] blended = VectorMath.expNonPositive(in).toArray();
+      for (int l = 0; l < LANES; l++) {
+        if (x[l] == -87.683105f || x[l] == -87.68311f) {
+          assertEquals(0f, blended[l]);
+          assertTrue(clamped[l] > 0f && clamped[l] < 8.32e-39f, "exp(" + x[l] + ") = " + clamped[l]);
+        } else {
+          assertEquals(Float.floatToRawIntBits(blended[l]), Float.floatToRawIntBits(clamped[l]), "exp(" + x[l] + ")");
+        }
+        compared++;
+      }
+      if (bits == to) {
+        break;
+      }
+    }
+    return compared;
+  }
+
+  @Test
   void expm1IsWithinItsBoundForNonPositiveArguments() {
     // An even sweep of [-100, 0], then magnitudes 2^-149 .. 2^7 spaced evenly in the exponent,
     // where the relative bound is hardest to keep near 0.
@@ -118,6 +165,11 @@ class VectorMathTest {
         case 5, 6 -> Float.POSITIVE_INFINITY;
         default -> (float) Math.E;
       };
+      if (l % special.length <= 4) {
+        // The clamped form's domain, +0 and -0 to -inf and a positive NaN: as expUpTo88.
+        float clamped = VectorMath.expClampedNonPositive(FloatVector.broadcast(FloatLanes.SPECIES, x[l])).lane(0);
+        assertEquals(Float.floatToRawIntBits(want), Float.floatToRawIntBits(clamped), "expClampedNonPositive(" + x[l] + ")");
+      }
       if (Float.isNaN(want)) {
         assertTrue(Float.isNaN(e[l]), "exp(NaN)");
         assertTrue(Float.isNaN(VectorMath.expNonPositive(FloatVector.broadcast(FloatLanes.SPECIES, x[l])).lane(0)),

@@ -414,4 +414,38 @@ class SoftmaxPropertiesTest {
     assertEquals(0f, z[6]);
     assertEquals(-1e30f, z[8]);
   }
+
+  /**
+   * Rows whose maximum is not finite come out NaN in every entry, in the forward, the
+   * log-softmax, the loss and its gradient: one +inf, one NaN, one NaN with its sign bit set (the
+   * exponential's clamp would take such an argument to 0), all of them sign-set NaNs, and all -inf.
+   * 37 columns, so each row has whole vectors and a staged tail at every vector width.
+   */
+  @Test
+  void rowsWithANonFiniteMaximumAreNaN() {
+    int cols = 37;
+    float signedNaN = Float.intBitsToFloat(0xFFC00000);
+    float[][] specials = {
+        {Float.POSITIVE_INFINITY}, {Float.NaN}, {signedNaN}, null, {Float.NEGATIVE_INFINITY}};
+    for (int kind = 0; kind < specials.length; kind++) {
+      float[] x = new float[cols];
+      for (int i = 0; i < cols; i++) {
+        x[i] = kind == 3 ? signedNaN : kind == 4 ? Float.NEGATIVE_INFINITY : (float) Math.sin(i);
+      }
+      if (specials[kind] != null) {
+        x[11] = specials[kind][0];
+      }
+      float[] y = new float[cols];
+      float[] z = new float[cols];
+      float[] d = new float[cols];
+      Softmax.forward(1, cols, x, 0, y, 0);
+      Softmax.logForward(1, cols, x, 0, z, 0);
+      float loss = Softmax.crossEntropy(1, cols, x, 0, new int[] {3}, 0, -100, d, 0);
+      assertTrue(Float.isNaN(loss), "loss, row kind " + kind);
+      for (int i = 0; i < cols; i++) {
+        assertTrue(Float.isNaN(y[i]) && Float.isNaN(z[i]) && Float.isNaN(d[i]),
+            "row kind " + kind + ", column " + i + ": " + y[i] + " " + z[i] + " " + d[i]);
+      }
+    }
+  }
 }
