@@ -91,17 +91,18 @@ public final class LanesCli {
 
     /** Whether some {@code -p} request leaves this group no value of one of its own parameters. */
     boolean excludedBy(java.util.Map<String, String> overrides) {
-      for (java.util.Map.Entry<String, String> e : overrides.entrySet()) {
-        try {
-          benchmark.getField(e.getKey());
-        } catch (NoSuchFieldException notOurs) {
-          continue;
-        }
-        if (allowed(e.getKey(), e.getValue()).length == 0) {
-          return true;
-        }
+      return overrides.entrySet().stream()
+          .anyMatch(e -> hasParameter(e.getKey()) && allowed(e.getKey(), e.getValue()).length == 0);
+    }
+
+    /** Whether the benchmark has a parameter of this name (-p may name another benchmark's). */
+    boolean hasParameter(String name) {
+      try {
+        benchmark.getField(name);
+        return true;
+      } catch (NoSuchFieldException notOurs) {
+        return false;
       }
-      return false;
     }
 
     List<String> methodsMatching(Pattern filter) {

@@ -57,14 +57,10 @@ final class RoundRobinRun {
     // One list per parameter: JMH adds a second list for a name rather than replacing the first.
     Map<String, String[]> params = new java.util.LinkedHashMap<>(group.params());
     overrides.forEach((name, values) -> {
-      if (name.equals(group.split())) {
-        return; // the split's value comes in on its own below
-      }
-      try {
-        group.benchmark().getField(name);
+      // The split's value comes in on its own below; a parameter of another benchmark (e.g.
+      // -p size=... while softmax runs) is not ours.
+      if (!name.equals(group.split()) && group.hasParameter(name)) {
         params.put(name, group.allowed(name, values));
-      } catch (NoSuchFieldException e) {
-        // a parameter of another benchmark (e.g. -p size=... while softmax runs): not ours
       }
     });
     params.remove(group.split());

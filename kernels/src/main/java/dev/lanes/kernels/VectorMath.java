@@ -67,11 +67,18 @@ final class VectorMath {
    * blend (2 of about 18 vector instructions); NaN still gives NaN.
    */
   static FloatVector expNonPositive(FloatVector x) {
+    return reducedExp(x).blend(0f, x.compare(VectorOperators.LT, UNDERFLOW));
+  }
+
+  /**
+   * {@code 2^n e^r} as derived at {@link #expUpTo88}, with no test of its range: right for
+   * {@code -127 <= n <= 127} (n = -127 gives exactly 0, see {@link #powerOfTwo}).
+   */
+  private static FloatVector reducedExp(FloatVector x) {
     FloatVector biased = biasedExponent(x);
     FloatVector r = remainder(x, biased.sub(V_BIASED_ROUNDING));
     FloatVector p = r.fma(X6, X5).fma(r, X4).fma(r, X3).fma(r, X2).fma(r, E1).fma(r, E0);
-    FloatVector e = p.mul(powerOfTwo(biased));
-    return e.blend(0f, x.compare(VectorOperators.LT, UNDERFLOW));
+    return p.mul(powerOfTwo(biased));
   }
 
   /**
@@ -84,19 +91,15 @@ final class VectorMath {
    * -0 grow with its magnitude, so the unsigned minimum with the bits of -88 raises every argument
    * below -88 to -88, -inf included, and leaves -88 and above and positive NaNs as they are. Below
    * about -87.68, n = round(x log2 e) is -127, for which {@link #powerOfTwo} gives +0: the result
-   * is exactly 0 there, as the blend gives in {@link #expNonPositive}. Between -87.6831 and the
-   * point where n becomes -127 (a few ulps), this form returns {@code p 2^-126}, about
-   * {@code 2^-126.5}, where {@link #expNonPositive} returns 0: both within the stated absolute
-   * {@code 2^-126}; everywhere else the bits are the same. A NaN with its sign bit set would be
+   * is exactly 0 there, as the blend gives in {@link #expNonPositive}. Between the blend's
+   * threshold -87.6831 and the point where n becomes -127 lie two floats, -87.683105 and -87.68311,
+   * where this form returns {@code p 2^-126}, about 8.31e-39, and {@link #expNonPositive} 0: both
+   * within the stated absolute {@code 2^-126}; everywhere else the bits are the same. A NaN with its sign bit set would be
    * raised to -88 and give 0 (see {@link Softmax}'s exponential loop for why softmax's outputs are
    * NaN all the same).
    */
   static FloatVector expClampedNonPositive(FloatVector x) {
-    FloatVector clamped = x.reinterpretAsInts().lanewise(VectorOperators.UMIN, V_LOWEST).reinterpretAsFloats();
-    FloatVector biased = biasedExponent(clamped);
-    FloatVector r = remainder(clamped, biased.sub(V_BIASED_ROUNDING));
-    FloatVector p = r.fma(X6, X5).fma(r, X4).fma(r, X3).fma(r, X2).fma(r, E1).fma(r, E0);
-    return p.mul(powerOfTwo(biased));
+    return reducedExp(x.reinterpretAsInts().lanewise(VectorOperators.UMIN, V_LOWEST).reinterpretAsFloats());
   }
 
   /**
