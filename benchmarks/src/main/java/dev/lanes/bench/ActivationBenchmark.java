@@ -19,6 +19,10 @@ import org.openjdk.jmh.annotations.TearDown;
  * <ul>
  *   <li>{@code forward}: reads x, writes y (8 bytes per element).
  *   <li>{@code backward}: reads x and dy, writes dx (12 bytes per element).
+ *   <li>{@code forwardCached}: the same number of elements as repeated calls on the first
+ *       {@link #CACHED_PER_THREAD} floats per thread (256 KiB in and out per thread, a 512 KiB L2's
+ *       worth), divided by the same copy time as {@code forward}: if it still takes more than twice
+ *       that, the function is bound by its arithmetic, not its traffic.
  *   <li>{@code copy}: a copy of x into another buffer (8 bytes per element) on {@code threads}
  *       threads ({@link ParallelCopy}), in the same run; the table scales its time to each op's bytes.
  * </ul>
@@ -28,6 +32,9 @@ import org.openjdk.jmh.annotations.TearDown;
 @State(Scope.Benchmark)
 public class ActivationBenchmark extends BenchmarkDefaults {
   static final long ELEMENTS = 16L << 20;
+
+  /** Floats per thread in each call of {@code forwardCached}: the least an activation splits off for a thread. */
+  static final long CACHED_PER_THREAD = 1L << 16;
 
   @Param({"relu", "sigmoid", "tanh", "gelu"})
   public String fn;
@@ -87,6 +94,15 @@ public class ActivationBenchmark extends BenchmarkDefaults {
   public MemorySegment backward() {
     activation.backward(ELEMENTS, x, 0, dy, 0, dx, 0, parallelism);
     return dx;
+  }
+
+  @Benchmark
+  public MemorySegment forwardCached() {
+    long chunk = CACHED_PER_THREAD * threads;
+    for (long done = 0; done < ELEMENTS; done += chunk) {
+      activation.forward(chunk, x, 0, y, 0, parallelism);
+    }
+    return y;
   }
 
   @Benchmark
