@@ -134,18 +134,10 @@ class SoftmaxPropertiesTest {
   void threadCountDoesNotChangeTheBits() {
     Properties.qt(12).forAll(SourceDSL.integers().between(1, 160), SourceDSL.integers().between(1, 1200),
         SourceDSL.longs().all()).checkAssert((rows, cols, seed) -> {
-          SplittableRandom random = new SplittableRandom(seed);
-          int n = rows * cols;
-          float[] x = new float[n];
-          float[] dy = new float[n];
-          for (int i = 0; i < n; i++) {
-            x[i] = (float) (random.nextGaussian() * 6);
-            dy[i] = (float) random.nextGaussian();
-          }
-          int[] labels = new int[rows];
-          for (int r = 0; r < rows; r++) {
-            labels[r] = random.nextInt(8) == 0 ? -100 : random.nextInt(cols);
-          }
+          Inputs in = Inputs.random(new SplittableRandom(seed), rows, cols, 8);
+          float[] x = in.x();
+          float[] dy = in.dy();
+          int[] labels = in.labels();
           float[][] one = Outputs.compute(rows, cols, x, dy, labels, 1);
           for (int threads = 2; threads <= 3; threads++) {
             float[][] many = Outputs.compute(rows, cols, x, dy, labels, threads);
@@ -208,6 +200,60 @@ class SoftmaxPropertiesTest {
         });
   }
 
+  /**
+   * Rows of 8192 floats and more run a loop of their own on native memory: each row's maximum is
+   * taken in the exponential pass of the row before. Heap segments go one row at a time through a
+   * native stage, without it. So native and heap must agree bit for bit, on any thread count, with
+   * rows holding -inf, +inf or NaN, rows that are all -inf, and ignored labels among them.
+   */
+  @Test
+  void longRowsGiveTheBitsOfOneRowAtATime() {
+    Properties.qt(10).forAll(SourceDSL.integers().between(1, 9), SourceDSL.integers().between(8192, 8300),
+        SourceDSL.integers().between(0, 9), SourceDSL.longs().all()).checkAssert((rows, cols, offset, seed) -> {
+          SplittableRandom random = new SplittableRandom(seed);
+          Inputs in = Inputs.random(random, rows, cols, 4);
+          float[] x = in.x();
+          float[] dy = in.dy();
+          int[] labels = in.labels();
+          for (int r = 0; r < rows; r++) {
+            int at = r * cols + random.nextInt(cols);
+            switch (random.nextInt(6)) {
+              case 0 -> x[at] = Float.NEGATIVE_INFINITY;
+              case 1 -> x[at] = Float.POSITIVE_INFINITY;
+              case 2 -> x[at] = Float.NaN;
+              case 3 -> java.util.Arrays.fill(x, r * cols, (r + 1) * cols, Float.NEGATIVE_INFINITY);
+              default -> { }
+            }
+          }
+          float[][] heap = Outputs.compute(rows, cols, x, dy, labels, 1);
+          for (int threads = 1; threads <= 3; threads++) {
+            float[][] offHeap = Outputs.computeNative(rows, cols, x, dy, labels, offset, threads);
+            for (int k = 0; k < heap.length; k++) {
+              assertArrayEquals(heap[k], offHeap[k],
+                  Outputs.NAMES[k] + ", " + rows + "x" + cols + ", offset " + offset + ", threads " + threads);
+            }
+          }
+        });
+  }
+
+  /** Logits N(0, 6^2), upstream gradients N(0, 1), and labels of which one in {@code ignoreOneIn} is ignored (-100). */
+  private record Inputs(float[] x, float[] dy, int[] labels) {
+    static Inputs random(SplittableRandom random, int rows, int cols, int ignoreOneIn) {
+      int n = rows * cols;
+      float[] x = new float[n];
+      float[] dy = new float[n];
+      for (int i = 0; i < n; i++) {
+        x[i] = (float) (random.nextGaussian() * 6);
+        dy[i] = (float) random.nextGaussian();
+      }
+      int[] labels = new int[rows];
+      for (int r = 0; r < rows; r++) {
+        labels[r] = random.nextInt(ignoreOneIn) == 0 ? -100 : random.nextInt(cols);
+      }
+      return new Inputs(x, dy, labels);
+    }
+  }
+
   /** Every softmax output of one input, on a given number of threads. */
   private static final class Outputs {
     static final String[] NAMES = {"forward", "logForward", "backward", "logBackward", "crossEntropy dlogits",
@@ -236,7 +282,12 @@ class SoftmaxPropertiesTest {
 
     /** {@link #compute} on one thread with every operand in native memory, {@code offset} floats in. */
     static float[][] computeNative(int rows, int cols, float[] x, float[] dy, int[] labels, int offset) {
-      Parallelism p = Parallelism.threads(1);
+      return computeNative(rows, cols, x, dy, labels, offset, 1);
+    }
+
+    /** {@link #computeNative(int, int, float[], float[], int[], int)} on {@code threads} threads. */
+    static float[][] computeNative(int rows, int cols, float[] x, float[] dy, int[] labels, int offset, int threads) {
+      Parallelism p = Parallelism.threads(threads);
       int n = rows * cols;
       try (Arena arena = Arena.ofConfined()) {
         MemorySegment xs = nativeCopy(arena, x, offset);
