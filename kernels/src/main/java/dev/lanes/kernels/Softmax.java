@@ -183,23 +183,19 @@ public final class Softmax {
       }
       return 0;
     }
-    return crossEntropyRowAhead(cols, logits, xAt, rowMax(cols, logits, xAt), label, count, dlogits, dAt, NO_NEXT, null);
+    // Read before the exponentials may overwrite the row (dlogits may be the logits).
+    float target = logits.get(JAVA_FLOAT_UNALIGNED, xAt + 4L * label);
+    float m = rowMax(cols, logits, xAt);
+    float s = expSum(cols, logits, xAt, m, dlogits, dAt);
+    return crossEntropyLoss(cols, m, target, s, label, count, dlogits, dAt);
   }
 
   /**
-   * {@link #crossEntropyRow} for a row that is not ignored, given its maximum m; with
-   * {@code nextAt >= 0} it also takes the maximum of the row there in the exponential pass (see
-   * {@link #expSumAhead}) and returns it in {@code nextMax[0]}.
+   * The rest of {@link #crossEntropyRow} once the row's exponentials are summed (s) and, unless
+   * dlogits is null, stored there: the row's loss, and its gradient in place of the exponentials.
    */
-  private static double crossEntropyRowAhead(int cols, MemorySegment logits, long xAt, float m, int label, int count,
-      MemorySegment dlogits, long dAt, long nextAt, float[] nextMax) {
-    // Read before the exponentials may overwrite the row (dlogits may be the logits).
-    float target = logits.get(JAVA_FLOAT_UNALIGNED, xAt + 4L * label);
-    long both = expSumAhead(cols, logits, xAt, m, dlogits, dAt, nextAt);
-    float s = sumOf(both);
-    if (nextMax != null) {
-      nextMax[0] = maxOf(both);
-    }
+  private static double crossEntropyLoss(int cols, float m, float target, float s, int label, int count,
+      MemorySegment dlogits, long dAt) {
     if (dlogits != null) {
       divide(cols, dlogits, dAt, s * count);
       long at = dAt + 4L * label;
@@ -323,8 +319,6 @@ public final class Softmax {
     static final int LOG_BACKWARD = 3;
     static final int CROSS_ENTROPY = 4;
     private static final ThreadLocal<Rows> PER_THREAD = ThreadLocal.withInitial(Rows::new);
-    /** Where the loss pass of {@link #longRows} gets the next row's maximum back, one per thread. */
-    private static final ThreadLocal<float[]> NEXT_MAX = ThreadLocal.withInitial(() -> new float[1]);
     /** Below this many floats per thread a call stays on the calling thread. */
     private static final long MIN_FLOATS_PER_THREAD = 1 << 15;
     /**
@@ -442,9 +436,9 @@ public final class Softmax {
     /**
      * Backward over rows [from, to), one row behind: the loop that takes row r's dot product also
      * writes row r - 1's dx, whose y and dy it read in the step before and are still in L1, so the
-     * reads of new rows overlap with that work. Measured against the two loops per row, alternating in one JVM, one thread:
-     * 1.20 times the speed at 1024x1000 (interquartile 1.13-1.28), 1.14 at 64x32000 (1.06-1.22) in
-     * a slow stretch of the machine; 1.09 and 1.11 in a fast one.
+     * reads of new rows overlap with that work. Measured against the two loops per row, alternating
+     * in one JVM, one thread: 1.20 times the speed at 1024x1000 (interquartile 1.13-1.28), 1.14 at
+     * 64x32000 (1.06-1.22) in a slow stretch of the machine; 1.09 and 1.11 in a fast one.
      */
     private void backwardRows(int from, int to) {
       long bytes = 4L * cols;
@@ -470,10 +464,10 @@ public final class Softmax {
     private void longRows(int from, int to) {
       long bytes = 4L * cols;
       long inAt = 4 * (inOffset + (long) from * cols);
-      long outAt = out == null ? 0 : 4 * (outOffset + (long) from * cols);
+      // Not read when out is null (a loss without dlogits).
+      long outAt = 4 * (outOffset + (long) from * cols);
       float m = rowMax(cols, in, inAt);
-      float[] nextMax = op == CROSS_ENTROPY ? NEXT_MAX.get() : null;
-      for (int r = from; r < to; r++, inAt += bytes, outAt += out == null ? 0 : bytes) {
+      for (int r = from; r < to; r++, inAt += bytes, outAt += bytes) {
         long nextAt = r + 1 < to ? inAt + bytes : NO_NEXT;
         if (op != CROSS_ENTROPY) {
           m = forwardRowAhead(cols, in, inAt, m, out, outAt, op == LOG_FORWARD, nextAt);
@@ -485,8 +479,11 @@ public final class Softmax {
           m = nextAt < 0 ? Float.NaN : rowMax(cols, in, nextAt);
           continue;
         }
-        losses[r] = crossEntropyRowAhead(cols, in, inAt, m, label, count, out, outAt, nextAt, nextMax);
-        m = nextMax[0];
+        // As in crossEntropyRow: the target first, before the exponentials may overwrite it.
+        float target = in.get(JAVA_FLOAT_UNALIGNED, inAt + 4L * label);
+        long both = expSumAhead(cols, in, inAt, m, out, outAt, nextAt);
+        losses[r] = crossEntropyLoss(cols, m, target, sumOf(both), label, count, out, outAt);
+        m = maxOf(both);
       }
     }
 
@@ -626,11 +623,18 @@ public final class Softmax {
     int whole = cols - cols % LANES;
     float sum = expSumOf(whole, x, xAt, m, out, outAt);
     if (whole < cols) {
-      MemorySegment stage = stage(x, xAt + 4L * whole, cols - whole);
-      sum += expSumOf(LANES, stage, 0, m, stage, 4L * LANES);
-      if (out != null) {
-        MemorySegment.copy(stage, 4L * LANES, out, outAt + 4L * whole, 4L * (cols - whole));
-      }
+      sum += expSumTail(cols, whole, x, xAt, m, out, outAt);
+    }
+    return sum;
+  }
+
+  /** {@link #expSum} of the row's last {@code cols - whole} floats, through the staged vector. */
+  private static float expSumTail(int cols, int whole, MemorySegment x, long xAt, float m, MemorySegment out,
+      long outAt) {
+    MemorySegment stage = stage(x, xAt + 4L * whole, cols - whole);
+    float sum = expSumOf(LANES, stage, 0, m, stage, 4L * LANES);
+    if (out != null) {
+      MemorySegment.copy(stage, 4L * LANES, out, outAt + 4L * whole, 4L * (cols - whole));
     }
     return sum;
   }
@@ -661,11 +665,7 @@ public final class Softmax {
     float sum = sumOf(both);
     float next = maxOf(both);
     if (whole < cols) {
-      MemorySegment stage = stage(x, xAt + 4L * whole, cols - whole);
-      sum += expSumOf(LANES, stage, 0, m, stage, 4L * LANES);
-      if (out != null) {
-        MemorySegment.copy(stage, 4L * LANES, out, outAt + 4L * whole, 4L * (cols - whole));
-      }
+      sum += expSumTail(cols, whole, x, xAt, m, out, outAt);
       next = Math.max(next, maxOf(LANES, stage(x, nextAt + 4L * whole, cols - whole), 0));
     }
     return pack(sum, next);
