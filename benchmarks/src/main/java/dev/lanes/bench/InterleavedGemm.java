@@ -61,6 +61,7 @@ final class InterleavedGemm implements Callable<Integer> {
     Parallelism parallelism = Parallelism.threads(threads);
     long pause = pauseMs != null ? pauseMs : threads == 1 ? 0 : 150;
     System.out.printf(Locale.ROOT, "%d thread(s), %d ms pause after each call%n", threads, pause);
+    System.out.println(OpenBlasCore.describe());
     System.out.println("size  round   Lanes GF/s  OpenBLAS GF/s  ratio");
     for (int n : sizes) {
       // Shared, not confined: Lanes runs a call on one thread when a worker could not touch the segments.

@@ -189,6 +189,7 @@ public final class LanesCli {
       double ghz = Math.max(ghzBefore, ghzAfter);
       double peakPerThread = lanes * 2.0 * fmaPorts * ghz;
       System.out.printf(Locale.ROOT, "%nClock measured %.2f GHz before and %.2f GHz after the run.%n", ghzBefore, ghzAfter);
+      System.out.println(OpenBlasCore.describe());
       System.out.printf(Locale.ROOT, "FP32 peak per core: %d lanes x 2 (FMA) x %d FMA ports x %.2f GHz = %.0f GFLOPS%n",
           lanes, fmaPorts, ghz, peakPerThread);
       BenchTable table = new BenchTable(peakPerThread);

@@ -12,11 +12,27 @@ import java.util.Locale;
  * stage, an MC x KC block of A is packed into L2, and then each KC x NR micro-panel of B stays in
  * L1 while the kernel runs every MR-row micro-panel of the A block past it.
  * <ul>
- *   <li><b>KC</b>: the depth of a stage. The B micro-panel gets half of L1d, KC*NR*4 <= L1d/2; the
- *       other half holds the A micro-panels passing through and the lines of C. (32 KiB L1d,
- *       NR = 32 with 256-bit vectors: KC = 128. 48 KiB, NR = 32 with 512-bit vectors: KC = 192.)
+ *   <li><b>KC</b>: the depth of a stage, by kernel.
+ *       <ul>
+ *         <li>The 2 x 4 kernel (256- and 128-bit vectors): the B micro-panel gets half of L1d,
+ *             KC*NR*4 <= L1d/2; the other half holds the A micro-panels passing through and the
+ *             lines of C. (32 KiB L1d, NR = 32: KC = 128.)
+ *         <li>The 12 x 2 kernel (512-bit vectors): its A micro-panel gets three quarters of L1d,
+ *             MR*KC*4 <= 3/4 L1d (48 KiB: KC = 768). This kernel loads 176 bytes of panels per 24
+ *             FMAs, little enough to stream both panels from L2, so L1 does not have to hold the B
+ *             micro-panel; what a shallow stage costs is the merge of every 12 x 32 tile into C
+ *             once per stage, with C's 12 rows a full row pitch apart (8 KiB at n = 2048) and
+ *             mostly out of cache. Measured on a Zen 5 machine (48 KiB L1d, 1 MiB L2), one thread,
+ *             Lanes/OpenBLAS alternating call by call: KC = 192 (the L1/2 rule) with MC = 672
+ *             gave 0.88 at 1024^3 and 0.82 at 2048^3; KC = 768 with MC = 96 gave 0.95-0.98 and
+ *             0.96-0.98 in four runs. KC = 640 and 896 measured within 0.03 of 768; 1024 (a row
+ *             pitch of 4 KiB, so the 12 rows of an A panel share one L1 set) ran 0.66-0.98 from
+ *             run to run, and 2048 0.72 at 2048^3.
+ *       </ul>
  *   <li><b>MC</b>: the A block gets half of L2, MC*KC*4 <= L2/2, in whole groups of
- *       {@link #TRANSPOSED_A_GROUP} micro-panels. (512 KiB L2, KC = 128: MC = 512.)
+ *       {@link #TRANSPOSED_A_GROUP} micro-panels. (512 KiB L2, KC = 128: MC = 512. 1 MiB L2,
+ *       KC = 768: MC = 96, one group; at KC = 512, MC = 192 measured 0.90 at 2048^3 against 0.93
+ *       for 96.)
  *   <li><b>NC</b>: the packed B block, KC*NC*4 <= L2/2 rounded down to a multiple of NR, but at
  *       least {@link #MIN_PANELS} panels; it may live in L3, as in BLIS, since each of its
  *       micro-panels is read from there once per A block and then served from L1.
@@ -36,7 +52,11 @@ import java.util.Locale;
  */
 final class GemmBlocking {
   static final long L1D_BYTES = cacheBytes(1, 48 * 1024);
-  static final long L2_BYTES = cacheBytes(2, 2 * 1024 * 1024);
+  /**
+   * The fallback is 1 MiB, the per-core L2 of most current x86 server cores (Zen 4 and 5, Skylake-SP
+   * to Ice Lake-SP); a too-large guess costs more than a too-small one (see the class comment).
+   */
+  static final long L2_BYTES = cacheBytes(2, 1024 * 1024);
 
   /**
    * Fewest NR-column panels in a B block, so that each packed A block serves at least this many B
@@ -46,8 +66,7 @@ final class GemmBlocking {
    */
   static final int MIN_PANELS = 32;
 
-  static final int KC = Integer.getInteger("lanes.gemm.kc",
-      clamp(roundDown((int) (L1D_BYTES / 2 / (GemmMicroKernel.NR * 4L)), 16), 64, 1024));
+  static final int KC = Integer.getInteger("lanes.gemm.kc", clamp(roundDown(derivedKc(), 16), 64, 1024));
   static final int NC = Integer.getInteger("lanes.gemm.nc",
       clamp(Math.max(roundDown((int) (L2_BYTES / 2 / (KC * 4L)), GemmMicroKernel.NR), MIN_PANELS * GemmMicroKernel.NR),
           GemmMicroKernel.NR, 8192));
@@ -65,6 +84,17 @@ final class GemmBlocking {
 
   private GemmBlocking() {}
 
+  /**
+   * The depth of a stage before rounding; see the class comment for the two rules and what
+   * measured them.
+   */
+  private static int derivedKc() {
+    if (GemmMicroKernel.MR >= 12) {
+      return (int) (L1D_BYTES * 3 / 4 / (GemmMicroKernel.MR * 4L));
+    }
+    return (int) (L1D_BYTES / 2 / (GemmMicroKernel.NR * 4L));
+  }
+
   private static int mcRows() {
     int group = GemmMicroKernel.MR * TRANSPOSED_A_GROUP;
     int derived = clamp(roundDown((int) (L2_BYTES / 2 / (KC * 4L)), group), group, 64 * group);
@@ -79,7 +109,12 @@ final class GemmBlocking {
     return Math.max(lo, Math.min(hi, x));
   }
 
-  /** Reads the data (or unified) cache of the given level from Linux sysfs; the fallback elsewhere. */
+  /**
+   * Reads the data (or unified) cache of the given level from Linux sysfs. Some virtual machines
+   * have no cache entries there (a Zen 5 VM measured for this class had none); on AMD processors
+   * /proc/cpuinfo's "cache size" is then the per-core L2 (on Intel's it is the L3, so it is not
+   * read there). Elsewhere, the fallback.
+   */
   private static long cacheBytes(int level, long fallback) {
     Path dir = Path.of("/sys/devices/system/cpu/cpu0/cache");
     for (int index = 0; index < 8; index++) {
@@ -96,6 +131,29 @@ final class GemmBlocking {
       } catch (IOException | RuntimeException e) {
         return fallback;
       }
+    }
+    return level == 2 ? amdL2FromCpuinfo(fallback) : fallback;
+  }
+
+  private static long amdL2FromCpuinfo(long fallback) {
+    try (var lines = Files.lines(Path.of("/proc/cpuinfo"))) {
+      boolean amd = false;
+      for (String line : (Iterable<String>) lines::iterator) {
+        int colon = line.indexOf(':');
+        if (colon < 0) {
+          continue;
+        }
+        String key = line.substring(0, colon).trim();
+        String value = line.substring(colon + 1).trim();
+        if (key.equals("vendor_id")) {
+          amd = value.equals("AuthenticAMD");
+        } else if (key.equals("cache size")) {
+          // "1024 KB"
+          return amd ? parseSize(value.replace(" ", "").replace("KB", "K"), fallback) : fallback;
+        }
+      }
+    } catch (IOException | RuntimeException e) {
+      return fallback;
     }
     return fallback;
   }

@@ -24,14 +24,20 @@ public record GemmCase(Transpose transA, Transpose transB, int m, int n, int k,
 
   /** Random cases with m, n, k in minDim..maxDim. */
   public static Gen<GemmCase> cases(int minDim, int maxDim) {
+    return cases(minDim, maxDim, minDim, maxDim);
+  }
+
+  /** Random cases with m and n in minDim..maxDim and k in minK..maxK. */
+  public static Gen<GemmCase> cases(int minDim, int maxDim, int minK, int maxK) {
     Gen<Transpose> trans = SourceDSL.arbitrary().enumValues(Transpose.class);
     Gen<Integer> dim = SourceDSL.integers().between(minDim, maxDim);
+    Gen<Integer> depth = SourceDSL.integers().between(minK, maxK);
     Gen<Integer> pad = SourceDSL.integers().between(0, 7);
     Gen<Integer> off = SourceDSL.integers().between(0, 40);
     Gen<Float> scalar = SourceDSL.integers().between(0, SCALARS.length - 1).map(i -> SCALARS[i]);
     Gen<Long> seed = SourceDSL.longs().all();
     return trans.zip(trans, (x, y) -> new Transpose[] {x, y})
-        .zip(dim, dim, dim, (t, m, n, k) -> new Object[] {t, m, n, k})
+        .zip(dim, dim, depth, (t, m, n, k) -> new Object[] {t, m, n, k})
         .zip(pad, pad, pad, (o, pa, pb, pc) -> new Object[] {o, new int[] {pa, pb, pc}})
         .zip(off, off, off, (o, oa, ob, oc) -> new Object[] {o, new int[] {oa, ob, oc}})
         .zip(scalar, scalar, seed, (o, alpha, beta, s) -> build(o, alpha, beta, s));

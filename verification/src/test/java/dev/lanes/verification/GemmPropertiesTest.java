@@ -48,6 +48,23 @@ class GemmPropertiesTest {
     assertTrue(cases.get() >= 500, "only " + cases.get() + " cases ran");
   }
 
+  /**
+   * The sizes above stay below the depth of one stage (KC) of the 512-bit kernel, which is derived
+   * from the machine's L1 and can be 768 or more, so on their own they would never send that
+   * kernel through a second stage, where beta no longer applies and the tile is added to C. These
+   * cases take k up to 2100, past two stages of any KC the blocking derives (at most 1024), with
+   * small m and n to keep the double reference cheap.
+   */
+  @Test
+  void matchesDoubleReferenceWhenKSpansSeveralStages() {
+    AtomicInteger cases = new AtomicInteger();
+    Properties.qt(60).forAll(GemmCase.cases(0, 40, 1, 2100)).checkAssert(c -> {
+      cases.incrementAndGet();
+      assertWithinBound(c, cases.get() % 2 == 0, Parallelism.sequential());
+    });
+    assertTrue(cases.get() >= 60, "only " + cases.get() + " cases ran");
+  }
+
   @Test
   void resultIsBitwiseIdenticalForAnyThreadCount() {
     // Large enough that calls really split (Gemm stays on one thread below about 2*96^3 flops):
