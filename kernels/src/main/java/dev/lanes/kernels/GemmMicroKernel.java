@@ -89,11 +89,94 @@ final class GemmMicroKernel {
       long cAt, long ldcBytes, int mr, int nr, float alpha, float beta) {
     // MR is a constant: C2 keeps one branch.
     if (MR == 12) {
-      compute12(kc, ap, apOff, bp, bpOff, tile);
+      if (mr > 8) {
+        compute12(kc, ap, apOff, bp, bpOff, tile);
+      } else if (mr > 4) {
+        compute8(kc, ap, apOff, bp, bpOff, tile);
+      } else {
+        compute4(kc, ap, apOff, bp, bpOff, tile);
+      }
       store(tile, c, cAt, ldcBytes, mr, nr, alpha, beta);
     } else {
       compute2(kc, ap, apOff, bp, bpOff, tile, c, cAt, ldcBytes, mr, nr, alpha, beta);
     }
+  }
+
+  /**
+   * {@link #compute12} for an edge tile of at most 4 rows: the first 4 rows of the 12-row
+   * panel, with the same FMA chain per element, so the same bits. Rows past the edge would only
+   * multiply zeros: a 64-row matrix is five full tiles and a 4-row one, and with 12 rows computed
+   * for that one, 8 of the 72 rows' work was spent on zeros.
+   */
+  private static void compute4(int kc, float[] ap, int apOff, float[] bp, int bpOff, float[] tile) {
+    FloatVector c0_0 = FloatVector.zero(SPECIES), c0_1 = FloatVector.zero(SPECIES);
+    FloatVector c1_0 = FloatVector.zero(SPECIES), c1_1 = FloatVector.zero(SPECIES);
+    FloatVector c2_0 = FloatVector.zero(SPECIES), c2_1 = FloatVector.zero(SPECIES);
+    FloatVector c3_0 = FloatVector.zero(SPECIES), c3_1 = FloatVector.zero(SPECIES);
+    final int pitch = GemmBlocking.KC;
+    for (int p = 0; p < kc; p++) {
+      int ao = apOff + p;
+      int bo = bpOff + p * NR;
+      FloatVector b0 = FloatVector.fromArray(SPECIES, bp, bo);
+      FloatVector b1 = FloatVector.fromArray(SPECIES, bp, bo + 1 * LANES);
+      FloatVector a;
+      a = FloatVector.broadcast(SPECIES, ap[ao]);
+      c0_0 = a.fma(b0, c0_0); c0_1 = a.fma(b1, c0_1);
+      a = FloatVector.broadcast(SPECIES, ap[ao + 1 * pitch]);
+      c1_0 = a.fma(b0, c1_0); c1_1 = a.fma(b1, c1_1);
+      a = FloatVector.broadcast(SPECIES, ap[ao + 2 * pitch]);
+      c2_0 = a.fma(b0, c2_0); c2_1 = a.fma(b1, c2_1);
+      a = FloatVector.broadcast(SPECIES, ap[ao + 3 * pitch]);
+      c3_0 = a.fma(b0, c3_0); c3_1 = a.fma(b1, c3_1);
+    }
+    c0_0.intoArray(tile, 0 * LANES); c0_1.intoArray(tile, 1 * LANES);
+    c1_0.intoArray(tile, 2 * LANES); c1_1.intoArray(tile, 3 * LANES);
+    c2_0.intoArray(tile, 4 * LANES); c2_1.intoArray(tile, 5 * LANES);
+    c3_0.intoArray(tile, 6 * LANES); c3_1.intoArray(tile, 7 * LANES);
+  }
+
+  /** {@link #compute4} for an edge tile of 5 to 8 rows (a 128- or 2048-row matrix ends in 8). */
+  private static void compute8(int kc, float[] ap, int apOff, float[] bp, int bpOff, float[] tile) {
+    FloatVector c0_0 = FloatVector.zero(SPECIES), c0_1 = FloatVector.zero(SPECIES);
+    FloatVector c1_0 = FloatVector.zero(SPECIES), c1_1 = FloatVector.zero(SPECIES);
+    FloatVector c2_0 = FloatVector.zero(SPECIES), c2_1 = FloatVector.zero(SPECIES);
+    FloatVector c3_0 = FloatVector.zero(SPECIES), c3_1 = FloatVector.zero(SPECIES);
+    FloatVector c4_0 = FloatVector.zero(SPECIES), c4_1 = FloatVector.zero(SPECIES);
+    FloatVector c5_0 = FloatVector.zero(SPECIES), c5_1 = FloatVector.zero(SPECIES);
+    FloatVector c6_0 = FloatVector.zero(SPECIES), c6_1 = FloatVector.zero(SPECIES);
+    FloatVector c7_0 = FloatVector.zero(SPECIES), c7_1 = FloatVector.zero(SPECIES);
+    final int pitch = GemmBlocking.KC;
+    for (int p = 0; p < kc; p++) {
+      int ao = apOff + p;
+      int bo = bpOff + p * NR;
+      FloatVector b0 = FloatVector.fromArray(SPECIES, bp, bo);
+      FloatVector b1 = FloatVector.fromArray(SPECIES, bp, bo + 1 * LANES);
+      FloatVector a;
+      a = FloatVector.broadcast(SPECIES, ap[ao]);
+      c0_0 = a.fma(b0, c0_0); c0_1 = a.fma(b1, c0_1);
+      a = FloatVector.broadcast(SPECIES, ap[ao + 1 * pitch]);
+      c1_0 = a.fma(b0, c1_0); c1_1 = a.fma(b1, c1_1);
+      a = FloatVector.broadcast(SPECIES, ap[ao + 2 * pitch]);
+      c2_0 = a.fma(b0, c2_0); c2_1 = a.fma(b1, c2_1);
+      a = FloatVector.broadcast(SPECIES, ap[ao + 3 * pitch]);
+      c3_0 = a.fma(b0, c3_0); c3_1 = a.fma(b1, c3_1);
+      a = FloatVector.broadcast(SPECIES, ap[ao + 4 * pitch]);
+      c4_0 = a.fma(b0, c4_0); c4_1 = a.fma(b1, c4_1);
+      a = FloatVector.broadcast(SPECIES, ap[ao + 5 * pitch]);
+      c5_0 = a.fma(b0, c5_0); c5_1 = a.fma(b1, c5_1);
+      a = FloatVector.broadcast(SPECIES, ap[ao + 6 * pitch]);
+      c6_0 = a.fma(b0, c6_0); c6_1 = a.fma(b1, c6_1);
+      a = FloatVector.broadcast(SPECIES, ap[ao + 7 * pitch]);
+      c7_0 = a.fma(b0, c7_0); c7_1 = a.fma(b1, c7_1);
+    }
+    c0_0.intoArray(tile, 0 * LANES); c0_1.intoArray(tile, 1 * LANES);
+    c1_0.intoArray(tile, 2 * LANES); c1_1.intoArray(tile, 3 * LANES);
+    c2_0.intoArray(tile, 4 * LANES); c2_1.intoArray(tile, 5 * LANES);
+    c3_0.intoArray(tile, 6 * LANES); c3_1.intoArray(tile, 7 * LANES);
+    c4_0.intoArray(tile, 8 * LANES); c4_1.intoArray(tile, 9 * LANES);
+    c5_0.intoArray(tile, 10 * LANES); c5_1.intoArray(tile, 11 * LANES);
+    c6_0.intoArray(tile, 12 * LANES); c6_1.intoArray(tile, 13 * LANES);
+    c7_0.intoArray(tile, 14 * LANES); c7_1.intoArray(tile, 15 * LANES);
   }
 
   /** The k loop of {@link #computeAndStore} for MR = 12: the tile goes to {@code tile}. */
