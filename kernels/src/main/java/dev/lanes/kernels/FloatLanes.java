@@ -59,6 +59,21 @@ final class FloatLanes {
     return v.lane(0);
   }
 
+  /**
+   * {@link #sum} of lanes already stored in {@code lanes[0 .. LANES)}, in the same order, so with the
+   * same bits (at each step lane i < d takes lane i + d = i ^ d, and IEEE addition commutes); the
+   * array is overwritten. For callers too big for C2 to inline {@link #sum}: a vector passed to a
+   * call that is not inlined is boxed.
+   */
+  static float sumStored(float[] lanes) {
+    for (int d = LANES / 2; d >= 1; d /= 2) {
+      for (int i = 0; i < d; i++) {
+        lanes[i] += lanes[i + d];
+      }
+    }
+    return lanes[0];
+  }
+
   private static VectorShuffle<Float> partner(int distance) {
     int lanes = LANES;
     return VectorShuffle.fromOp(SPECIES, i -> distance < lanes ? i ^ distance : i);
