@@ -447,9 +447,10 @@ public final class Softmax {
       long dxAt = 4 * (outOffset + (long) from * cols);
       // The first row's dot by the same method, writing nothing: a separate dot method called once
       // per call here was inlined without its lane sum, which then boxed a vector (64 B a call).
-      float dot = dotBehindScaled(cols, in, yAt, aux, dyAt, 0f, out, dxAt, 0, false);
+      float[] lanes = DOT_LANES.get();
+      float dot = dotBehindScaled(cols, in, yAt, aux, dyAt, 0f, out, dxAt, 0, false, lanes);
       for (int r = from + 1; r < to; r++) {
-        dot = dotBehindScaled(cols, in, yAt, aux, dyAt, dot, out, dxAt, bytes, true);
+        dot = dotBehindScaled(cols, in, yAt, aux, dyAt, dot, out, dxAt, bytes, true, lanes);
         yAt += bytes;
         dyAt += bytes;
         dxAt += bytes;
@@ -770,7 +771,7 @@ public final class Softmax {
   /** One staged row of the backward; unstaged rows go through {@link Rows#backwardRows}. */
   private static void backwardRow(int cols, MemorySegment y, long yAt, MemorySegment dy, long dyAt,
       MemorySegment dx, long dxAt) {
-    float dot = dotBehindScaled(cols, y, yAt, dy, dyAt, 0f, dx, dxAt, 0, false);
+    float dot = dotBehindScaled(cols, y, yAt, dy, dyAt, 0f, dx, dxAt, 0, false, DOT_LANES.get());
     scaledDifference(cols, y, yAt, dy, dyAt, dot, dx, dxAt);
   }
 
@@ -784,9 +785,10 @@ public final class Softmax {
    * Writes {@code dx_i = y_i (dy_i - dot)} for the row at (yAt, dyAt, dxAt) if {@code scale}, and
    * returns {@code sum_i dy_i y_i} of the row {@code next} bytes further (0: the same row). The
    * only place the backward's dot is summed, so staged and unstaged rows get the same bits.
+   * {@code lanes} is this thread's {@link #DOT_LANES}; the row loop looks it up once, not per row.
    */
   private static float dotBehindScaled(int cols, MemorySegment y, long yAt, MemorySegment dy, long dyAt, float dot,
-      MemorySegment dx, long dxAt, long next, boolean scale) {
+      MemorySegment dx, long dxAt, long next, boolean scale, float[] lanes) {
     if (y.getClass() != NATIVE || dy.getClass() != NATIVE || dx.getClass() != NATIVE) {
       throw SegmentLoops.notStaged();
     }
@@ -803,7 +805,6 @@ public final class Softmax {
       acc = FloatVector.fromMemorySegment(SPECIES, dy, dyAt + next + at, ORDER)
           .fma(FloatVector.fromMemorySegment(SPECIES, y, yAt + next + at, ORDER), acc);
     }
-    float[] lanes = DOT_LANES.get();
     acc.intoArray(lanes, 0);
     if (whole < cols) {
       dotBehindScaledTail(cols, whole, y, yAt, dy, dyAt, dot, dx, dxAt, next, scale, lanes);
