@@ -336,6 +336,10 @@ final class GemmMicroKernel {
    */
   static void store(float[] tile, MemorySegment c, long cOff, long ldcBytes, int mr, int nr,
       float alpha, float beta) {
+    if (mr == MR && nr == NR) {
+      storeFull(tile, c, cOff, ldcBytes, alpha, beta);
+      return;
+    }
     FloatVector va = FloatVector.broadcast(SPECIES, alpha);
     FloatVector vb = FloatVector.broadcast(SPECIES, beta);
     for (int i = 0; i < mr; i++) {
@@ -357,6 +361,36 @@ final class GemmMicroKernel {
               : t.fma(va, FloatVector.fromMemorySegment(SPECIES, c, at, ORDER, valid).mul(vb));
           r.intoMemorySegment(c, at, ORDER, valid);
         }
+      }
+    }
+  }
+
+  /**
+   * {@link #store} for a whole tile, with the same operations per element. Loops with constant
+   * bounds and no per-vector branch, which C2 unrolls: storing a 12 x 32 tile took 16 ns instead
+   * of 44 with beta = 0 and 20 instead of 58 otherwise (alone, in a loop); at 64^3 the ten full
+   * tiles are 10 of the 12 stores.
+   */
+  private static void storeFull(float[] tile, MemorySegment c, long cOff, long ldcBytes, float alpha, float beta) {
+    FloatVector va = FloatVector.broadcast(SPECIES, alpha);
+    if (beta == 0f) {
+      for (int i = 0; i < MR; i++) {
+        long row = cOff + i * ldcBytes;
+        for (int v = 0; v < NV; v++) {
+          FloatVector.fromArray(SPECIES, tile, i * NR + v * LANES).mul(va)
+              .intoMemorySegment(c, row + 4L * v * LANES, ORDER);
+        }
+      }
+      return;
+    }
+    FloatVector vb = FloatVector.broadcast(SPECIES, beta);
+    for (int i = 0; i < MR; i++) {
+      long row = cOff + i * ldcBytes;
+      for (int v = 0; v < NV; v++) {
+        long at = row + 4L * v * LANES;
+        FloatVector.fromArray(SPECIES, tile, i * NR + v * LANES)
+            .fma(va, FloatVector.fromMemorySegment(SPECIES, c, at, ORDER).mul(vb))
+            .intoMemorySegment(c, at, ORDER);
       }
     }
   }

@@ -77,6 +77,8 @@ final class GemmTask implements ParallelTask {
   private long ldcBytes;
   /** Split rows (true) or columns (false) between threads. */
   private boolean splitRows;
+  /** Rows of A per copied chunk when this call skips packing ({@link #direct}), or 0 when it packs. */
+  private int directRows;
 
   // State shared by the threads of one cooperative call; reused across calls.
   private final AtomicLong nextTicket = new AtomicLong();
@@ -111,6 +113,31 @@ final class GemmTask implements ParallelTask {
     long rowTiles = (m + GemmMicroKernel.MR - 1) / GemmMicroKernel.MR;
     long colTiles = (n + GemmMicroKernel.NR - 1) / GemmMicroKernel.NR;
     this.splitRows = rowTiles >= colTiles;
+    this.directRows = directRows(transA, transB, m, n, k, lda, alpha);
+  }
+
+  /**
+   * Products at most this large (in floating-point operations) skip packing when their shape
+   * allows ({@link #directRows}); 0 turns the unpacked path off.
+   */
+  static final long DIRECT_MAX_FLOPS = Long.getLong("lanes.gemm.directMaxFlops", 2L * 128 * 128 * 128);
+
+  /**
+   * Rows of A per copied chunk if this product goes the unpacked way ({@link #direct}), else 0.
+   * It does when both operands are untransposed, the k-sum fits one stage (so each element gets
+   * exactly the packed path's FMA chain), the product is small, and A's rows are close enough
+   * together that copying them in one piece, gaps included, does not copy much that is not A.
+   * Only the 12 x 2 kernel has an unpacked form.
+   */
+  private static int directRows(boolean transA, boolean transB, int m, int n, int k, int lda, float alpha) {
+    if (GemmMicroKernel.MR != 12 || transA || transB || k == 0 || k > GemmBlocking.KC || alpha == 0f
+        || 2L * m * n * k > DIRECT_MAX_FLOPS || lda > 2L * k) {
+      return 0;
+    }
+    // A chunk of r rows is read up to row r - 1 plus k floats; r a whole number of tiles.
+    long capacity = GemmWorkspace.A_BLOCK_FLOATS;
+    int rows = (int) Math.min(Integer.MAX_VALUE, ((capacity - k) / lda + 1) / GemmMicroKernel.MR * GemmMicroKernel.MR);
+    return rows >= GemmMicroKernel.MR ? rows : 0;
   }
 
   /** {@link #set} for a product whose op(B) was packed ahead ({@link PackedB}). */
@@ -118,6 +145,7 @@ final class GemmTask implements ParallelTask {
       float[] packedB, float beta, MemorySegment c, long cOffset, int ldc) {
     set(transA, false, m, n, k, alpha, a, aOffset, lda, null, 0, Math.max(1, n), beta, c, cOffset, ldc);
     this.packedB = packedB;
+    this.directRows = 0;
   }
 
   /** Drops the references to the caller's operands so a finished call keeps nothing alive. */
@@ -140,7 +168,7 @@ final class GemmTask implements ParallelTask {
 
   /** Whether the parts of this call go through the stages together (see the class comment). */
   private boolean cooperative(int parts) {
-    return parts > 1 && splitRows && k != 0 && alpha != 0f;
+    return parts > 1 && splitRows && k != 0 && alpha != 0f && directRows == 0;
   }
 
   /** Called on the calling thread before the parts run. */
@@ -186,6 +214,10 @@ final class GemmTask implements ParallelTask {
   private void compute(int m0, int m1, int n0, int n1, GemmWorkspace ws) {
     if (k == 0 || alpha == 0f) {
       scale(m0, m1, n0, n1);
+      return;
+    }
+    if (directRows > 0) {
+      direct(m0, m1, n0, n1, ws);
       return;
     }
     stages(m0, m1, n0, n1, ws);
@@ -333,6 +365,40 @@ final class GemmTask implements ParallelTask {
     for (int q = 0; q * mr < rows; q++) {
       GemmMicroKernel.computeAndStore(kc, aBlock, q * panelFloats, bData, bAt, ws.tile, c, cAt + (long) q * mr * ldcBytes,
           ldcBytes, Math.min(mr, rows - q * mr), cols, alpha, betaHere);
+    }
+  }
+
+  /**
+   * Rows [m0, m1) and columns [n0, n1) of a small product without packing ({@link GemmDirectKernel}):
+   * A's rows are copied into the A block buffer in chunks of {@link #directRows}, one bulk copy each,
+   * gaps between rows included, and B is read where it is. A last column tile narrower than NR is
+   * the exception: it is packed as usual, zeros past n, so that no vector load runs past B's end.
+   */
+  private void direct(int m0, int m1, int n0, int n1, GemmWorkspace ws) {
+    final int mr = GemmMicroKernel.MR;
+    final int nr = GemmMicroKernel.NR;
+    final int lda = (int) (ldaBytes / Float.BYTES);
+    final float[] aRows = ws.aBlock;
+    for (int ic = m0; ic < m1; ic += directRows) {
+      int rows = Math.min(directRows, m1 - ic);
+      MemorySegment.copy(a, JAVA_FLOAT_UNALIGNED, aOff + ic * ldaBytes, aRows, 0, (rows - 1) * lda + k);
+      for (int jc = n0; jc < n1; jc += nr) {
+        int cols = Math.min(nr, n1 - jc);
+        MemorySegment bPanel = b;
+        long bAt = bOff + (long) jc * Float.BYTES;
+        long bPitch = ldbBytes;
+        if (cols < nr) {
+          GemmPacking.packB(false, b, bOff, ldbBytes, 0, k, jc, cols, ws.bBlock, 0, ws.transposeScratch, ws.bMap);
+          bPanel = ws.bBlockSegment;
+          bAt = 0;
+          bPitch = (long) nr * Float.BYTES;
+        }
+        long cAt = cOff + ic * ldcBytes + (long) jc * Float.BYTES;
+        for (int ir = 0; ir < rows; ir += mr) {
+          GemmDirectKernel.computeAndStore(k, aRows, ir * lda, lda, bPanel, bAt, bPitch, ws.tile, c,
+              cAt + ir * ldcBytes, ldcBytes, Math.min(mr, rows - ir), cols, alpha, beta);
+        }
+      }
     }
   }
 

@@ -1,5 +1,7 @@
 package dev.lanes.kernels;
 
+import java.lang.foreign.MemorySegment;
+
 /**
  * One thread's packing buffers, allocated once and reused by every call on that thread, so a GEMM
  * in steady state allocates nothing. They are heap arrays, not segments: the micro-kernel's loads
@@ -16,6 +18,8 @@ final class GemmWorkspace {
   final float[] aBlock;
   /** One packed KC x NC block of B, as NC/NR micro-panels. */
   final float[] bBlock;
+  /** {@link #bBlock} as a segment, for the unpacked kernels' partial last column tile ({@link GemmDirectKernel}). */
+  final MemorySegment bBlockSegment;
   /** Columns of Bᵀ on their way to being transposed into a panel. */
   final float[] transposeScratch;
   /** Gather pattern for the transposed packing of B panels. */
@@ -32,13 +36,17 @@ final class GemmWorkspace {
   /** One MR x NR tile of A*B on its way from the micro-kernel's registers to C (the 12-row kernel, and edge tiles). */
   final float[] tile;
 
+  /** Length of {@link #aBlock}. */
+  static final int A_BLOCK_FLOATS = GemmBlocking.MC / GemmMicroKernel.MR * GemmPacking.panelFloats();
+
   private GemmWorkspace() {
     int mr = GemmMicroKernel.MR;
     int nr = GemmMicroKernel.NR;
     int kc = GemmBlocking.KC;
     int ncPadded = (GemmBlocking.NC + nr - 1) / nr * nr;
-    aBlock = new float[GemmBlocking.MC / mr * GemmPacking.panelFloats()];
+    aBlock = new float[A_BLOCK_FLOATS];
     bBlock = new float[kc * ncPadded];
+    bBlockSegment = MemorySegment.ofArray(bBlock);
     tile = new float[mr * nr];
     transposeScratch = new float[nr * kc];
   }
