@@ -118,9 +118,14 @@ final class GemmTask implements ParallelTask {
 
   /**
    * Products at most this large (in floating-point operations) skip packing when their shape
-   * allows ({@link #directRows}); 0 turns the unpacked path off.
+   * allows ({@link #directRows}); 0 turns the unpacked path off. Where 320^3 comes from: Lanes over
+   * OpenBLAS, one thread, alternating call by call, with packing then without: 128^3 1.10 then
+   * 1.16, 192^3 1.05 then 1.09, 256^3 1.04 then 1.07, 320^3 1.04 then 1.06, but 384^3 1.01 then
+   * 0.96, 512^3 1.05 then 0.93 and 768^3 1.05 then 0.92: once the B columns of a tile no longer
+   * stay in L1 across the row tiles, reading them in place from the caller's rows costs more than
+   * packing them once.
    */
-  static final long DIRECT_MAX_FLOPS = Long.getLong("lanes.gemm.directMaxFlops", 2L * 128 * 128 * 128);
+  static final long DIRECT_MAX_FLOPS = Long.getLong("lanes.gemm.directMaxFlops", 2L * 320 * 320 * 320);
 
   /**
    * Rows of A per copied chunk if this product goes the unpacked way ({@link #direct}), else 0.
