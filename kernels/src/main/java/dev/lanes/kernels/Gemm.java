@@ -46,6 +46,18 @@ public final class Gemm {
    */
   static final long MIN_FLOPS_PER_THREAD = Long.getLong("lanes.gemm.minFlopsPerThread", 2L * 96 * 96 * 96);
 
+  /**
+   * The same threshold when the workers are spinning already (a loop of calls), so that handing out
+   * a part costs cache-line hand-offs instead of a wake-up. Those are slow on the 2-vCPU VM this was
+   * measured on (a volatile ping-pong between the two threads: 450-490 ns a round trip), and a
+   * fan-out with nothing to do took 630-660 ns. So a part needs about a 64^3 product of work:
+   * JMH, two threads against one, 96^3 ran at 241 against 169 GFLOPS split this way, but 64^3
+   * split in two ran slower than whole (138 against 154). The split never changes the result,
+   * only the time.
+   */
+  static final long MIN_FLOPS_PER_SPINNING_THREAD = Long.getLong("lanes.gemm.minFlopsPerSpinningThread",
+      2L * 64 * 64 * 64);
+
   private Gemm() {}
 
   /**
@@ -199,6 +211,16 @@ public final class Gemm {
           Math.min(task.maxParts(), Math.max(1L, task.flops() / MIN_FLOPS_PER_THREAD)));
       if (!shareable) {
         parts = 1;
+      } else if (parts == 1) {
+        int cheapParts = (int) Math.min(parallelism.threads(),
+            Math.min(task.maxParts(), task.flops() / MIN_FLOPS_PER_SPINNING_THREAD));
+        if (cheapParts > 1) {
+          if (parallelism.workersSpinning(cheapParts)) {
+            parts = cheapParts;
+          } else {
+            parallelism.warmUp(cheapParts);
+          }
+        }
       }
       task.prepare(parts);
       parallelism.invoke(task, parts);

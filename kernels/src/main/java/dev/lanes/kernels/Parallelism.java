@@ -78,6 +78,22 @@ public final class Parallelism {
     return shareable ? (int) Math.max(1, parts) : 1;
   }
 
+  /**
+   * Whether {@code parts - 1} of Lanes' own workers are spinning right now, so that a call small
+   * enough to stay on one thread by the usual thresholds could still be split cheaply. Always false
+   * with an executor, whose threads Lanes cannot see.
+   */
+  boolean workersSpinning(int parts) {
+    return executor == null && parts <= threads && WorkerPool.shared().spinning(parts - 1);
+  }
+
+  /** After {@link #workersSpinning} said no: lets the workers spin for the next call if calls come in a loop. */
+  void warmUp(int parts) {
+    if (executor == null && parts <= threads) {
+      WorkerPool.shared().warmUp(parts - 1);
+    }
+  }
+
   /** Runs {@code parts} pieces of {@code task}, the caller taking part 0, and returns when all are done. */
   void invoke(ParallelTask task, int parts) {
     if (parts <= 1) {

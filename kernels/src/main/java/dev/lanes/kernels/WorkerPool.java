@@ -22,6 +22,8 @@ final class WorkerPool {
   private volatile Worker[] workers = new Worker[0];
   private volatile Throwable failure;
   private volatile Thread waiter;
+  /** When a call last found the workers it could have used parked ({@link #warmUp}). */
+  private volatile long lastParkedFind = Long.MIN_VALUE / 2;
 
   static WorkerPool shared() {
     return SHARED;
@@ -51,6 +53,47 @@ final class WorkerPool {
       Throwable theirs = failure;
       failure = null;
       rethrow(mine != null ? mine : theirs);
+    } finally {
+      owner.unlock();
+    }
+  }
+
+  /**
+   * Whether the first {@code count} workers exist and are spinning, so that handing each a part
+   * costs a cache-line hand-off rather than a wake-up from park, and no other call owns the pool.
+   * A hint only: a worker may park just after this answers.
+   */
+  boolean spinning(int count) {
+    Worker[] crew = workers;
+    if (crew.length < count || owner.isLocked()) {
+      return false;
+    }
+    for (int i = 0; i < count; i++) {
+      if (!crew[i].spinning) {
+        return false;
+      }
+    }
+    return true;
+  }
+
+  /**
+   * Called by a call that could have used {@code count} workers cheaply but found them parked. Two
+   * such calls within {@link #SPIN_NANOS} of each other look like a loop: then the workers are woken
+   * (and created, the first time) to spin for the next call. A lone call pays nothing but a clock
+   * read, so a program that calls a small kernel now and then never wakes a thread for it.
+   */
+  void warmUp(int count) {
+    long now = System.nanoTime();
+    long previous = lastParkedFind;
+    lastParkedFind = now;
+    if (now - previous > SPIN_NANOS || !owner.tryLock()) {
+      return;
+    }
+    try {
+      Worker[] crew = ensureWorkers(count);
+      for (int i = 0; i < count; i++) {
+        LockSupport.unpark(crew[i]);
+      }
     } finally {
       owner.unlock();
     }
@@ -110,6 +153,8 @@ final class WorkerPool {
   private static final class Worker extends Thread {
     private final WorkerPool pool;
     private volatile ParallelTask task;
+    /** True while waiting for a task without being parked (see {@link WorkerPool#spinning}). */
+    private volatile boolean spinning;
     private int part;
     private int parts;
 
@@ -123,7 +168,9 @@ final class WorkerPool {
       this.part = part;
       this.parts = parts;
       this.task = task; // volatile write publishes part and parts
-      LockSupport.unpark(this);
+      if (!spinning) {
+        LockSupport.unpark(this);
+      }
     }
 
     @Override
@@ -137,6 +184,9 @@ final class WorkerPool {
           thrown = e;
         }
         task = null;
+        // Spinning from here on as far as callers can tell: a caller released by done() may come
+        // back with its next call before this thread is back in awaitTask.
+        spinning = true;
         pool.done(thrown);
       }
     }
@@ -144,13 +194,23 @@ final class WorkerPool {
     private ParallelTask awaitTask() {
       long spinUntil = System.nanoTime() + SPIN_NANOS;
       ParallelTask t;
+      spinning = true;
       while ((t = task) == null) {
         if (System.nanoTime() < spinUntil) {
           Thread.onSpinWait();
         } else {
-          LockSupport.park(pool);
+          spinning = false;
+          // Read task again after clearing spinning: assign() reads spinning after writing task,
+          // so either this read sees the task or assign() sees spinning == false and unparks.
+          if (task == null) {
+            LockSupport.park(pool);
+          }
+          // Woken with a task, or by warmUp to spin for the next call.
+          spinning = true;
+          spinUntil = System.nanoTime() + SPIN_NANOS;
         }
       }
+      spinning = false;
       return t;
     }
   }
