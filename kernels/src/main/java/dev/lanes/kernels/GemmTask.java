@@ -113,7 +113,7 @@ final class GemmTask implements ParallelTask {
     long rowTiles = (m + GemmMicroKernel.MR - 1) / GemmMicroKernel.MR;
     long colTiles = (n + GemmMicroKernel.NR - 1) / GemmMicroKernel.NR;
     this.splitRows = rowTiles >= colTiles;
-    this.directRows = directRows(transA, transB, m, n, k, lda, alpha);
+    this.directRows = directRows(transA, transB, m, n, k, lda, alpha, b != null && b.isNative());
   }
 
   /**
@@ -133,9 +133,16 @@ final class GemmTask implements ParallelTask {
    * exactly the packed path's FMA chain), the product is small, and A's rows are close enough
    * together that copying them in one piece, gaps included, does not copy much that is not A.
    * Only the 12 x 2 kernel has an unpacked form.
+   *
+   * <p>B must be a native segment. The kernel loads B from the segment inside its k loop, and a
+   * load site that sees both native and heap segments is compiled for both, at a cost to each:
+   * with the float[] overloads (heap segments) and native segments used in the same JVM, both
+   * ran at 0.6-0.9 of the speed either reached alone (64^3 and 256^3). Heap operands take the
+   * packed path, whose kernel reads only arrays.
    */
-  private static int directRows(boolean transA, boolean transB, int m, int n, int k, int lda, float alpha) {
-    if (GemmMicroKernel.MR != 12 || transA || transB || k == 0 || k > GemmBlocking.KC || alpha == 0f
+  private static int directRows(boolean transA, boolean transB, int m, int n, int k, int lda, float alpha,
+      boolean bNative) {
+    if (GemmMicroKernel.MR != 12 || transA || transB || !bNative || k == 0 || k > GemmBlocking.KC || alpha == 0f
         || 2L * m * n * k > DIRECT_MAX_FLOPS || lda > 2L * k) {
       return 0;
     }
@@ -394,7 +401,8 @@ final class GemmTask implements ParallelTask {
         long bPitch = ldbBytes;
         if (cols < nr) {
           GemmPacking.packB(false, b, bOff, ldbBytes, 0, k, jc, cols, ws.bBlock, 0, ws.transposeScratch, ws.bMap);
-          bPanel = ws.bBlockSegment;
+          MemorySegment.copy(ws.bBlock, 0, ws.bEdge, JAVA_FLOAT_UNALIGNED, 0, k * nr);
+          bPanel = ws.bEdge;
           bAt = 0;
           bPitch = (long) nr * Float.BYTES;
         }

@@ -1,5 +1,6 @@
 package dev.lanes.kernels;
 
+import java.lang.foreign.Arena;
 import java.lang.foreign.MemorySegment;
 
 /**
@@ -18,8 +19,12 @@ final class GemmWorkspace {
   final float[] aBlock;
   /** One packed KC x NC block of B, as NC/NR micro-panels. */
   final float[] bBlock;
-  /** {@link #bBlock} as a segment, for the unpacked kernels' partial last column tile ({@link GemmDirectKernel}). */
-  final MemorySegment bBlockSegment;
+  /**
+   * The unpacked path's last column tile when it is narrower than NR ({@link GemmDirectKernel}):
+   * packed with zeros past the edge, then copied here. Native like the caller's B, so that the
+   * kernel's loads of B only ever see native segments (see GemmTask.directRows).
+   */
+  final MemorySegment bEdge;
   /** Columns of Bᵀ on their way to being transposed into a panel. */
   final float[] transposeScratch;
   /** Gather pattern for the transposed packing of B panels. */
@@ -46,7 +51,7 @@ final class GemmWorkspace {
     int ncPadded = (GemmBlocking.NC + nr - 1) / nr * nr;
     aBlock = new float[A_BLOCK_FLOATS];
     bBlock = new float[kc * ncPadded];
-    bBlockSegment = MemorySegment.ofArray(bBlock);
+    bEdge = Arena.ofAuto().allocate((long) kc * nr * Float.BYTES, 64);
     tile = new float[mr * nr];
     transposeScratch = new float[nr * kc];
   }
