@@ -12,17 +12,20 @@ import jdk.incubator.vector.VectorSpecies;
  *
  * <p>Why: at 64^3 the packed path spent a fifth of the call packing. Packing A copies each 64-float
  * row on its own into a panel row at the fixed KC pitch, and at four vectors per row the loop
- * overhead, not the data, set the pace: 750-900 ns for the 16 KiB of A, against 120-200 ns for one
+ * overhead, not the data, set the pace: 750-900 ns for the 16 KiB of A, against 80-200 ns for one
  * bulk copy of the same rows. Here the A rows are copied in one piece, so the kernel has to take
  * the row pitch as a variable instead of folding the constant KC into each broadcast's address,
  * and B's rows are read where they are. Kernel and store alone, 5 x 2 full tiles at k = 64 over and
- * over in one JVM: 259-262 ns a tile for the packed kernel, 262-267 for this one.
+ * over in one JVM: 259-262 ns a tile for the packed kernel, 262-267 for this one. In the disassembly
+ * its loop has about 68 instructions per k step against the packed kernel's 48 (address arithmetic
+ * per broadcast, 7 of the 12 row offsets kept on the stack, a bounds check per B load), which the
+ * FMA-bound loop mostly hides; the README has what was tried against it.
  *
  * <p>A stays a heap array for the same reason as in the packed kernel: C2 drops the bounds checks
  * of its int-indexed broadcasts, and kept them on scalar segment reads. The two B loads per k step
  * are vector loads from the segment; their checks cost nothing measurable here. B is always a
  * native segment here (heap operands go the packed way, see GemmTask.directRows): copying B into
- * an array as well, so that the loop touched no segment, made the pure-native case 10-20% slower.
+ * an array as well, so that the loop touched no segment, made the pure-native case 10-30% slower.
  *
  * <p>Each output element gets the same FMA chain as in {@link GemmMicroKernel} (zero, then k
  * steps in order) and the same merge into C ({@link GemmMicroKernel#store}), so a product gets
