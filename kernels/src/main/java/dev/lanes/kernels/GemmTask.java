@@ -149,7 +149,7 @@ final class GemmTask implements ParallelTask {
     }
     // A chunk of r rows is read up to row r - 1 plus k floats; r a whole number of tiles.
     long capacity = GemmWorkspace.A_BLOCK_FLOATS;
-    int rows = (int) Math.min(Integer.MAX_VALUE, ((capacity - k) / lda + 1) / GemmMicroKernel.MR * GemmMicroKernel.MR);
+    int rows = (int) (((capacity - k) / lda + 1) / GemmMicroKernel.MR * GemmMicroKernel.MR);
     return rows >= GemmMicroKernel.MR ? rows : 0;
   }
 
@@ -385,32 +385,32 @@ final class GemmTask implements ParallelTask {
    * Rows [m0, m1) and columns [n0, n1) of a small product without packing ({@link GemmDirectKernel}):
    * A's rows are copied into the A block buffer in chunks of {@link #directRows}, one bulk copy each,
    * gaps between rows included, and B is read where it is. A last column tile narrower than NR is
-   * the exception: it is packed as usual, zeros past n, so that no vector load runs past B's end.
+   * the exception: it is packed once, zeros past n1, so that no vector load runs past B's end.
    */
   private void direct(int m0, int m1, int n0, int n1, GemmWorkspace ws) {
     final int mr = GemmMicroKernel.MR;
     final int nr = GemmMicroKernel.NR;
     final int lda = (int) (ldaBytes / Float.BYTES);
     final float[] aRows = ws.aBlock;
+    // Column tiles start at n0 (a multiple of NR); the one from edgeAt, if any, is partial.
+    final int edgeAt = n0 + (n1 - n0) / nr * nr;
+    if (edgeAt < n1) {
+      GemmPacking.packB(false, b, bOff, ldbBytes, 0, k, edgeAt, n1 - edgeAt, ws.bBlock, 0, ws.transposeScratch,
+          ws.bMap);
+      MemorySegment.copy(ws.bBlock, 0, ws.bEdge, JAVA_FLOAT_UNALIGNED, 0, k * nr);
+    }
     for (int ic = m0; ic < m1; ic += directRows) {
       int rows = Math.min(directRows, m1 - ic);
       MemorySegment.copy(a, JAVA_FLOAT_UNALIGNED, aOff + ic * ldaBytes, aRows, 0, (rows - 1) * lda + k);
       for (int jc = n0; jc < n1; jc += nr) {
-        int cols = Math.min(nr, n1 - jc);
-        MemorySegment bPanel = b;
-        long bAt = bOff + (long) jc * Float.BYTES;
-        long bPitch = ldbBytes;
-        if (cols < nr) {
-          GemmPacking.packB(false, b, bOff, ldbBytes, 0, k, jc, cols, ws.bBlock, 0, ws.transposeScratch, ws.bMap);
-          MemorySegment.copy(ws.bBlock, 0, ws.bEdge, JAVA_FLOAT_UNALIGNED, 0, k * nr);
-          bPanel = ws.bEdge;
-          bAt = 0;
-          bPitch = (long) nr * Float.BYTES;
-        }
+        boolean edge = jc == edgeAt;
+        MemorySegment bPanel = edge ? ws.bEdge : b;
+        long bAt = edge ? 0 : bOff + (long) jc * Float.BYTES;
+        long bPitch = edge ? (long) nr * Float.BYTES : ldbBytes;
         long cAt = cOff + ic * ldcBytes + (long) jc * Float.BYTES;
         for (int ir = 0; ir < rows; ir += mr) {
           GemmDirectKernel.computeAndStore(k, aRows, ir * lda, lda, bPanel, bAt, bPitch, ws.tile, c,
-              cAt + ir * ldcBytes, ldcBytes, Math.min(mr, rows - ir), cols, alpha, beta);
+              cAt + ir * ldcBytes, ldcBytes, Math.min(mr, rows - ir), Math.min(nr, n1 - jc), alpha, beta);
         }
       }
     }
