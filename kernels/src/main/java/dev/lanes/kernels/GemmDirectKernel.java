@@ -24,7 +24,7 @@ import jdk.incubator.vector.VectorSpecies;
  * <p>A stays a heap array for the same reason as in the packed kernel: C2 drops the bounds checks
  * of its int-indexed broadcasts, and kept them on scalar segment reads. The two B loads per k step
  * are vector loads from the segment; their checks cost nothing measurable here. B is always a
- * native segment here (heap operands go the packed way, see GemmTask.directRows): copying B into
+ * native segment here (heap operands go the packed way, see GemmTask.unpacked): copying B into
  * an array as well, so that the loop touched no segment, made the pure-native case 10-30% slower.
  *
  * <p>Each output element gets the same FMA chain as in {@link GemmMicroKernel} (zero, then k

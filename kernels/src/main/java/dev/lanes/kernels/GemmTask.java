@@ -77,8 +77,8 @@ final class GemmTask implements ParallelTask {
   private long ldcBytes;
   /** Split rows (true) or columns (false) between threads. */
   private boolean splitRows;
-  /** Rows of A per copied chunk when this call skips packing ({@link #direct}), or 0 when it packs. */
-  private int directRows;
+  /** Whether this call skips packing ({@link #direct}). */
+  private boolean unpacked;
 
   // State shared by the threads of one cooperative call; reused across calls.
   private final AtomicLong nextTicket = new AtomicLong();
@@ -113,12 +113,12 @@ final class GemmTask implements ParallelTask {
     long rowTiles = (m + GemmMicroKernel.MR - 1) / GemmMicroKernel.MR;
     long colTiles = (n + GemmMicroKernel.NR - 1) / GemmMicroKernel.NR;
     this.splitRows = rowTiles >= colTiles;
-    this.directRows = directRows(transA, transB, m, n, k, lda, alpha, b != null && b.isNative());
+    this.unpacked = unpacked(transA, transB, m, n, k, lda, alpha, b != null && b.isNative());
   }
 
   /**
    * Products at most this large (in floating-point operations) skip packing when their shape
-   * allows ({@link #directRows}); 0 turns the unpacked path off. Where 320^3 comes from: Lanes over
+   * allows ({@link #unpacked}); 0 turns the unpacked path off. Where 320^3 comes from: Lanes over
    * OpenBLAS, one thread, alternating call by call, with packing then without: 128^3 1.10 then
    * 1.16, 192^3 1.05 then 1.09, 256^3 1.04 then 1.07, 320^3 1.04 then 1.06, but 384^3 1.01 then
    * 0.96, 512^3 1.05 then 0.93 and 768^3 1.05 then 0.92: once the B columns of a tile no longer
@@ -128,11 +128,12 @@ final class GemmTask implements ParallelTask {
   static final long DIRECT_MAX_FLOPS = Long.getLong("lanes.gemm.directMaxFlops", 2L * 320 * 320 * 320);
 
   /**
-   * Rows of A per copied chunk if this product goes the unpacked way ({@link #direct}), else 0.
-   * It does when both operands are untransposed, the k-sum fits one stage (so each element gets
-   * exactly the packed path's FMA chain), the product is small, and A's rows are close enough
-   * together that copying them in one piece, gaps included, does not copy much that is not A.
-   * Only the 12 x 2 kernel has an unpacked form.
+   * Whether this product goes the unpacked way ({@link #direct}). It does when both operands are
+   * untransposed, the k-sum fits one stage (so each element gets exactly the packed path's FMA
+   * chain), the product is small, and A's rows are close enough together that copying a tile's rows
+   * in one piece, gaps included, does not copy much that is not A. Only the 12 x 2 kernel has an
+   * unpacked form. (The copy, {@code (MR-1)*lda + k <= (2*MR-1)*KC} floats, always fits the A block
+   * buffer, which holds {@code MC >= 8*MR} rows of KC.)
    *
    * <p>B must be a native segment. Once a program has passed both heap and native segments, the
    * Vector API's segment-access code has seen both kinds, and a load from a segment inside a k
@@ -141,16 +142,10 @@ final class GemmTask implements ParallelTask {
    * (64^3, 256^3). The packed kernel reads only arrays, so heap operands, which always come with
    * that mix, go that way: 256^3 on arrays ran at 139-151 GFLOPS there against 97-101 unpacked.
    */
-  private static int directRows(boolean transA, boolean transB, int m, int n, int k, int lda, float alpha,
+  private static boolean unpacked(boolean transA, boolean transB, int m, int n, int k, int lda, float alpha,
       boolean bNative) {
-    if (GemmMicroKernel.MR != 12 || transA || transB || !bNative || k == 0 || k > GemmBlocking.KC || alpha == 0f
-        || 2L * m * n * k > DIRECT_MAX_FLOPS || lda > 2L * k) {
-      return 0;
-    }
-    // A chunk of r rows is read up to row r - 1 plus k floats; r a whole number of tiles.
-    long capacity = GemmWorkspace.A_BLOCK_FLOATS;
-    int rows = (int) (((capacity - k) / lda + 1) / GemmMicroKernel.MR * GemmMicroKernel.MR);
-    return rows >= GemmMicroKernel.MR ? rows : 0;
+    return GemmMicroKernel.MR == 12 && !transA && !transB && bNative && k != 0 && k <= GemmBlocking.KC
+        && alpha != 0f && 2L * m * n * k <= DIRECT_MAX_FLOPS && lda <= 2L * k;
   }
 
   /** {@link #set} for a product whose op(B) was packed ahead ({@link PackedB}). */
@@ -158,7 +153,7 @@ final class GemmTask implements ParallelTask {
       float[] packedB, float beta, MemorySegment c, long cOffset, int ldc) {
     set(transA, false, m, n, k, alpha, a, aOffset, lda, null, 0, Math.max(1, n), beta, c, cOffset, ldc);
     this.packedB = packedB;
-    this.directRows = 0;
+    this.unpacked = false;
   }
 
   /** Drops the references to the caller's operands so a finished call keeps nothing alive. */
@@ -181,7 +176,7 @@ final class GemmTask implements ParallelTask {
 
   /** Whether the parts of this call go through the stages together (see the class comment). */
   private boolean cooperative(int parts) {
-    return parts > 1 && splitRows && k != 0 && alpha != 0f && directRows == 0;
+    return parts > 1 && splitRows && k != 0 && alpha != 0f && !unpacked;
   }
 
   /** Called on the calling thread before the parts run. */
@@ -229,7 +224,7 @@ final class GemmTask implements ParallelTask {
       scale(m0, m1, n0, n1);
       return;
     }
-    if (directRows > 0) {
+    if (unpacked) {
       direct(m0, m1, n0, n1, ws);
       return;
     }
@@ -383,9 +378,18 @@ final class GemmTask implements ParallelTask {
 
   /**
    * Rows [m0, m1) and columns [n0, n1) of a small product without packing ({@link GemmDirectKernel}):
-   * A's rows are copied into the A block buffer in chunks of {@link #directRows}, one bulk copy each,
-   * gaps between rows included, and B is read where it is. A last column tile narrower than NR is
-   * the exception: it is packed once, zeros past n1, so that no vector load runs past B's end.
+   * for each MR-row tile row, A's rows are copied into the A block buffer in one run, gaps between
+   * rows included, and then every column tile reads B where it is. A last column tile narrower than
+   * NR is the exception: it is packed once, zeros past n1, so that no vector load runs past B's end.
+   *
+   * <p>Why one tile row at a time: copying all of A first (16 KiB at 64^3) pushed A, B and C
+   * (16 KiB each) out of the 48 KiB L1 on their way through the kernel; a 3 KiB copy per tile row
+   * stays beside them. 64^3, one thread, Lanes over OpenBLAS in one JVM, three JVMs each: 0.82-0.84
+   * with the whole copy, 0.84-0.87 with this (and 0.65 in one JVM that met a slow stretch of the
+   * shared machine). For larger products the B column panels now stream from L2 once per tile row
+   * instead of staying in L1 across all rows, which did not cost: call by call against OpenBLAS,
+   * median of two JVMs each, before then after, 128^3 1.02/1.19 then 1.12/1.21, 256^3 0.88/1.07
+   * then 0.88/1.08, 320^3 1.06/1.06 then 0.87/1.08 (the 0.87 run was slow at every size).
    */
   private void direct(int m0, int m1, int n0, int n1, GemmWorkspace ws) {
     final int mr = GemmMicroKernel.MR;
@@ -399,19 +403,16 @@ final class GemmTask implements ParallelTask {
           ws.bMap);
       MemorySegment.copy(ws.bBlock, 0, ws.bEdge, JAVA_FLOAT_UNALIGNED, 0, k * nr);
     }
-    for (int ic = m0; ic < m1; ic += directRows) {
-      int rows = Math.min(directRows, m1 - ic);
-      MemorySegment.copy(a, JAVA_FLOAT_UNALIGNED, aOff + ic * ldaBytes, aRows, 0, (rows - 1) * lda + k);
+    for (int ir = m0; ir < m1; ir += mr) {
+      int rows = Math.min(mr, m1 - ir);
+      GemmPacking.copyRun(a, aOff + ir * ldaBytes, (rows - 1) * lda + k, aRows, 0);
       for (int jc = n0; jc < n1; jc += nr) {
         boolean edge = jc == edgeAt;
         MemorySegment bPanel = edge ? ws.bEdge : b;
         long bAt = edge ? 0 : bOff + (long) jc * Float.BYTES;
         long bPitch = edge ? (long) nr * Float.BYTES : ldbBytes;
-        long cAt = cOff + ic * ldcBytes + (long) jc * Float.BYTES;
-        for (int ir = 0; ir < rows; ir += mr) {
-          GemmDirectKernel.computeAndStore(k, aRows, ir * lda, lda, bPanel, bAt, bPitch, ws.tile, c,
-              cAt + ir * ldcBytes, ldcBytes, Math.min(mr, rows - ir), Math.min(nr, n1 - jc), alpha, beta);
-        }
+        GemmDirectKernel.computeAndStore(k, aRows, 0, lda, bPanel, bAt, bPitch, ws.tile, c,
+            cOff + ir * ldcBytes + (long) jc * Float.BYTES, ldcBytes, rows, Math.min(nr, n1 - jc), alpha, beta);
       }
     }
   }

@@ -22,7 +22,7 @@ final class GemmWorkspace {
   /**
    * The unpacked path's last column tile when it is narrower than NR ({@link GemmDirectKernel}):
    * packed with zeros past the edge, then copied here. Native like the caller's B, so that the
-   * kernel's loads of B only ever see native segments (see GemmTask.directRows).
+   * kernel's loads of B only ever see native segments (see GemmTask.unpacked).
    */
   final MemorySegment bEdge;
   /** Columns of Bᵀ on their way to being transposed into a panel. */
