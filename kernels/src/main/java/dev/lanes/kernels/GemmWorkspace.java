@@ -41,15 +41,12 @@ final class GemmWorkspace {
   /** One MR x NR tile of A*B on its way from the micro-kernel's registers to C (the 12-row kernel, and edge tiles). */
   final float[] tile;
 
-  /** Length of {@link #aBlock}. */
-  static final int A_BLOCK_FLOATS = GemmBlocking.MC / GemmMicroKernel.MR * GemmPacking.panelFloats();
-
   private GemmWorkspace() {
     int mr = GemmMicroKernel.MR;
     int nr = GemmMicroKernel.NR;
     int kc = GemmBlocking.KC;
     int ncPadded = (GemmBlocking.NC + nr - 1) / nr * nr;
-    aBlock = new float[A_BLOCK_FLOATS];
+    aBlock = new float[GemmBlocking.MC / mr * GemmPacking.panelFloats()];
     bBlock = new float[kc * ncPadded];
     bEdge = Arena.ofAuto().allocate((long) kc * nr * Float.BYTES, 64);
     tile = new float[mr * nr];
