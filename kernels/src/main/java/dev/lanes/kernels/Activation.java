@@ -200,8 +200,8 @@ public final class Activation {
    * every function the JVM has run) that unit also took in the standalone kernels' loops. Measured
    * with a standalone tanh and sigmoid run first: the unit ran past C2's inlining node budget, a
    * vector helper was left out of line, and the LSTM boxed 39 MB and the GRU 26 MB per
-   * forward+backward (T50 B64 I256 H256). The steps' tanh is {@link VectorMath#tanhTwoBranch}, for
-   * the reason given there.
+   * forward+backward (T50 B64 I256 H256). The steps' loops are {@link StepActivations}', which
+   * call no vector helper: see there for the boxing that guards against.
    */
   void runInStep(long n, MemorySegment x, long xAt, MemorySegment y, long yAt) {
     run(true, n, x, xAt, y, yAt);
@@ -236,9 +236,9 @@ public final class Activation {
     if (!inStep) {
       forwardLoop(function, alpha, n, x, xAt, y, yAt);
     } else if (function == Function.TANH) {
-      tanhTwoBranch(n, x, xAt, y, yAt);
+      StepActivations.tanh(n, x, xAt, y, yAt);
     } else if (function == Function.SIGMOID) {
-      sigmoid(n, x, xAt, y, yAt);
+      StepActivations.sigmoid(n, x, xAt, y, yAt);
     } else {
       throw new AssertionError("runInStep takes SIGMOID and TANH, not " + function);
     }
@@ -572,16 +572,6 @@ public final class Activation {
     }
     for (int i = 0; i < n; i += LANES) {
       VectorMath.tanh(FloatVector.fromMemorySegment(SPECIES, x, xAt + 4L * i, ORDER)).intoMemorySegment(y, yAt + 4L * i, ORDER);
-    }
-  }
-
-  /** {@link #tanh}'s loop in the recurrent steps' form: see {@link #runInStep}. */
-  private static void tanhTwoBranch(int n, MemorySegment x, long xAt, MemorySegment y, long yAt) {
-    if (x.getClass() != NATIVE || y.getClass() != NATIVE) {
-      throw SegmentLoops.notStaged();
-    }
-    for (int i = 0; i < n; i += LANES) {
-      VectorMath.tanhTwoBranch(FloatVector.fromMemorySegment(SPECIES, x, xAt + 4L * i, ORDER)).intoMemorySegment(y, yAt + 4L * i, ORDER);
     }
   }
 

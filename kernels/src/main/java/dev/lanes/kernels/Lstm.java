@@ -137,7 +137,7 @@ public final class Lstm extends RecurrentLayer {
 
   /**
    * Backward through time from the forward's workspace (which it consumes: the saved gates are
-   * overwritten by their gradients). dy may be null (only dhT, dcT flow in), as may dhT and dcT
+   * overwritten by their gradients, the saved cell states by their tanh). dy may be null (only dhT, dcT flow in), as may dhT and dcT
    * (zero), dx (a first layer), dbIh and dbHh (no bias), and dh0 and dc0. h0 is the forward's (or
    * null for zeros), and y its output.
    */

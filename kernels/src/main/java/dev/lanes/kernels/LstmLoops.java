@@ -9,10 +9,11 @@ import jdk.incubator.vector.VectorSpecies;
 /**
  * The fused pointwise passes of {@link Lstm} over one batch row of H hidden units, on byte
  * offsets. A gate row holds {@code [i | f | g | o]}, H floats each, already activated. Each pass
- * is one loop with at most one {@link VectorMath#tanhTwoBranch}, small enough for C2 to inline whole, and
- * calls the Vector API directly (a small load helper was left out of line as "too large" on these
- * short rows, and boxed). Masked steps: the rows are short and in L1, and the passes are a small
- * part of a step next to its GEMM.
+ * is one loop that calls the Vector API directly and no helper of its own taking or returning a
+ * vector (a small load helper was left out of line as "too large" on these short rows, and
+ * boxed). tanh(c) is its own pass, {@link StepActivations#tanh}, for the reason given there.
+ * Masked steps: the rows are short and in L1, and the passes are a small part of a step next to
+ * its GEMM.
  */
 final class LstmLoops {
   private static final VectorSpecies<Float> SPECIES = FloatLanes.SPECIES;
@@ -28,11 +29,12 @@ final class LstmLoops {
    * vector (44 MB per forward of T50 B64 H256).
    */
 
-  /** {@code c = f c_prev + i g}, then {@code h = o tanh(c)}. */
+  /** {@code c = f c_prev + i g}, then {@code h = o tanh(c)}, h first holding tanh(c). */
   static void cellForward(int hidden, MemorySegment gates, long gAt, MemorySegment cPrev, long cPrevAt,
       MemorySegment c, long cAt, MemorySegment h, long hAt) {
     cellState(hidden, gates, gAt, cPrev, cPrevAt, c, cAt);
-    hiddenState(hidden, gates, gAt + 12L * hidden, c, cAt, h, hAt);
+    StepActivations.tanh(hidden, c, cAt, h, hAt);
+    gateOutput(hidden, gates, gAt + 12L * hidden, h, hAt);
   }
 
   private static void cellState(int hidden, MemorySegment gates, long gAt, MemorySegment cPrev, long cPrevAt,
@@ -49,21 +51,22 @@ final class LstmLoops {
     }
   }
 
-  private static void hiddenState(int hidden, MemorySegment gates, long oAt, MemorySegment c, long cAt,
-      MemorySegment h, long hAt) {
+  /** {@code h = o h}: h held tanh(c). */
+  private static void gateOutput(int hidden, MemorySegment gates, long oAt, MemorySegment h, long hAt) {
     for (int j = 0; j < hidden; j += LANES) {
       VectorMask<Float> m = SPECIES.indexInRange(j, hidden);
       long at = 4L * j;
-      FloatVector tc = VectorMath.tanhTwoBranch(FloatVector.fromMemorySegment(SPECIES, c, cAt + at, ORDER, m));
-      FloatVector.fromMemorySegment(SPECIES, gates, oAt + at, ORDER, m).mul(tc).intoMemorySegment(h, hAt + at, ORDER, m);
+      FloatVector.fromMemorySegment(SPECIES, gates, oAt + at, ORDER, m)
+          .mul(FloatVector.fromMemorySegment(SPECIES, h, hAt + at, ORDER, m)).intoMemorySegment(h, hAt + at, ORDER, m);
     }
   }
 
   /**
    * One step back through the cell. In: the activated gates, c_prev and c, dh (the gradient of
    * h_t, upstream included) and dc (of c_t from the step after). Out: the gradients of the four
-   * pre-activations written over the gate row, dc replaced by the gradient of c_prev, and dh by
-   * {@code do} (the caller recomputes dh from the gates next).
+   * pre-activations written over the gate row, dc replaced by the gradient of c_prev, dh by
+   * {@code do} (the caller recomputes dh from the gates next), and c by tanh(c) (the steps run
+   * backward, so c_t was last needed, as c_prev, by step t + 1).
    * <pre>
    *   do = dh tanh(c);   dc += dh o (1 - tanh(c)^2)
    *   dI = dc g i (1 - i);   dG = dc i (1 - g^2);   dF = dc c_prev f (1 - f);   dO = do o (1 - o)
@@ -73,20 +76,21 @@ final class LstmLoops {
   static void cellBackward(int hidden, MemorySegment gates, long gAt, MemorySegment cPrev, long cPrevAt,
       MemorySegment c, long cAt, MemorySegment dh, long dhAt, MemorySegment dc, long dcAt) {
     long quarter = 4L * hidden;
+    StepActivations.tanh(hidden, c, cAt, c, cAt);
     throughTanh(hidden, gates, gAt + 3 * quarter, c, cAt, dh, dhAt, dc, dcAt);
     inputAndCandidate(hidden, gates, gAt, gAt + 2 * quarter, dc, dcAt);
     forgetAndCarry(hidden, gates, gAt + quarter, cPrev, cPrevAt, dc, dcAt);
     output(hidden, gates, gAt + 3 * quarter, dh, dhAt);
   }
 
-  /** {@code dc += dh o (1 - tanh(c)^2)}, {@code dh = dh tanh(c)} (that is, do). */
+  /** {@code dc += dh o (1 - tanh(c)^2)}, {@code dh = dh tanh(c)} (that is, do); c holds tanh(c). */
   private static void throughTanh(int hidden, MemorySegment gates, long oAt, MemorySegment c, long cAt,
       MemorySegment dh, long dhAt, MemorySegment dc, long dcAt) {
     for (int j = 0; j < hidden; j += LANES) {
       VectorMask<Float> m = SPECIES.indexInRange(j, hidden);
       long at = 4L * j;
       FloatVector d = FloatVector.fromMemorySegment(SPECIES, dh, dhAt + at, ORDER, m);
-      FloatVector tc = VectorMath.tanhTwoBranch(FloatVector.fromMemorySegment(SPECIES, c, cAt + at, ORDER, m));
+      FloatVector tc = FloatVector.fromMemorySegment(SPECIES, c, cAt + at, ORDER, m);
       d.mul(FloatVector.fromMemorySegment(SPECIES, gates, oAt + at, ORDER, m)).mul(tc.neg().fma(tc, ONE))
           .add(FloatVector.fromMemorySegment(SPECIES, dc, dcAt + at, ORDER, m)).intoMemorySegment(dc, dcAt + at, ORDER, m);
       d.mul(tc).intoMemorySegment(dh, dhAt + at, ORDER, m);

@@ -34,9 +34,9 @@ final class VectorMath {
    */
   private static final float BIASED_ROUNDING = 12582912f + 127f;
   /** Below this e^x < 2^-126 * 2^-0.5 flushes to 0 (the exponent trick needs n >= -126). */
-  private static final float UNDERFLOW = -87.6831f;
+  static final float UNDERFLOW = -87.6831f;
   /** Above this e^x would need n = 128; returned as +inf. */
-  private static final float OVERFLOW = 88.3762626f;
+  static final float OVERFLOW = 88.3762626f;
 
   private VectorMath() {}
 
@@ -72,7 +72,9 @@ final class VectorMath {
 
   /**
    * {@code 2^n e^r} as derived at {@link #expUpTo88}, with no test of its range: right for
-   * {@code -127 <= n <= 127} (n = -127 gives exactly 0, see {@link #powerOfTwo}).
+   * {@code -127 <= n <= 127} (n = -127 gives exactly 0, see {@link #powerOfTwo}). The recurrent
+   * steps' loops spell it out, with {@link #expUpTo88}'s blends ({@link StepActivations} says why):
+   * a change here must be made there too, and {@code VectorMathTest} compares the two bit for bit.
    */
   private static FloatVector reducedExp(FloatVector x) {
     FloatVector biased = biasedExponent(x);
@@ -176,18 +178,18 @@ final class VectorMath {
    * and the kernels that combine several of these functions ran into C2's inlining node budget
    * (NodeCountInliningCutoff), left a call out of line and boxed its vectors.
    */
-  private static final FloatVector V_LOG2E = all(LOG2E);
-  private static final FloatVector V_BIASED_ROUNDING = all(BIASED_ROUNDING);
-  private static final FloatVector V_MINUS_LN2_C1 = all(-LN2_C1);
-  private static final FloatVector V_MINUS_LN2_C2 = all(-LN2_C2);
+  static final FloatVector V_LOG2E = all(LOG2E);
+  static final FloatVector V_BIASED_ROUNDING = all(BIASED_ROUNDING);
+  static final FloatVector V_MINUS_LN2_C1 = all(-LN2_C1);
+  static final FloatVector V_MINUS_LN2_C2 = all(-LN2_C2);
   /** The bits of -88, {@link #expClampedNonPositive}'s lowest argument (its exponential is 0). */
   private static final IntVector V_LOWEST = all(-88f).reinterpretAsInts();
   /** e^r's degree-6 minimax coefficients for r^2 .. r^6 (see {@link #expUpTo88}). */
-  private static final FloatVector X2 = all(0.49999997f);
-  private static final FloatVector X3 = all(0.16666523f);
-  private static final FloatVector X4 = all(0.041667104f);
-  private static final FloatVector X5 = all(0.008369209f);
-  private static final FloatVector X6 = all(0.0013903008f);
+  static final FloatVector X2 = all(0.49999997f);
+  static final FloatVector X3 = all(0.16666523f);
+  static final FloatVector X4 = all(0.041667104f);
+  static final FloatVector X5 = all(0.008369209f);
+  static final FloatVector X6 = all(0.0013903008f);
   /** Taylor coefficients of e^r, 1/k! (expm1's polynomial; E0 and E1 also the exponential's). */
   private static final FloatVector E8 = all(1f / 40320f);
   private static final FloatVector E7 = all(1f / 5040f);
@@ -196,8 +198,8 @@ final class VectorMath {
   private static final FloatVector E4 = all(1f / 24f);
   private static final FloatVector E3 = all(1f / 6f);
   private static final FloatVector E2 = all(0.5f);
-  private static final FloatVector E1 = all(1f);
-  private static final FloatVector E0 = all(1f);
+  static final FloatVector E1 = all(1f);
+  static final FloatVector E0 = all(1f);
 
   /** Coefficients of atanh(s)/s in w = s^2: 1/(2k+1). */
   private static final FloatVector L3 = all(1f / 3f);
@@ -208,21 +210,7 @@ final class VectorMath {
   private static final FloatVector L13 = all(1f / 13f);
   private static final FloatVector L15 = all(1f / 15f);
 
-  /** Below this |x| tanh is the odd Taylor polynomial, above it {@code 1 - 2/(1 + e^2|x|)}. */
-  private static final float TANH_SERIES_LIMIT = 0.55f;
-  /** Taylor coefficients of tanh (x, x^3, ..., x^19): {@code 2^2n (2^2n - 1) B_2n / (2n)!}. */
-  private static final FloatVector T1 = all(1f);
   private static final FloatVector TWO = all(2f);
-  private static final FloatVector T3 = all(-0.33333333333333333f);
-  private static final FloatVector T5 = all(0.13333333333333333f);
-  private static final FloatVector T7 = all(-0.053968253968253968f);
-  private static final FloatVector T9 = all(0.021869488536155203f);
-  private static final FloatVector T11 = all(-0.0088632355299021966f);
-  private static final FloatVector T13 = all(0.0035921280365724810f);
-  private static final FloatVector T15 = all(-0.0014558343870513183f);
-  private static final FloatVector T17 = all(0.00059002744094558595f);
-  private static final FloatVector T19 = all(-0.00023912911424355248f);
-
   private static final FloatVector MINUS_TWO = all(-2f);
 
   /**
@@ -232,7 +220,7 @@ final class VectorMath {
    * measured 25 ms per 16M floats against 9.5 ms for a copy of the same bytes.
    *
    * <p>Why through expm1: {@code tanh a = -m/(2 + m)} with {@code m = e^{-2a} - 1}, {@code a = |x|},
-   * holds for every a, so one branch serves all arguments. {@link #tanhTwoBranch} evaluates two
+   * holds for every a, so one branch serves all arguments. {@link StepActivations#tanh} evaluates two
    * forms on every lane; its two long dependency chains made the 16M-float forward latency-bound,
    * at 2.6 to 2.9 times the copy time (measured, one thread), against 1.6 to 1.7 for this one.
    *
@@ -251,41 +239,6 @@ final class VectorMath {
   static FloatVector tanh(FloatVector x) {
     FloatVector m = expm1NonPositive(x.abs().mul(MINUS_TWO));
     FloatVector magnitude = m.div(MINUS_TWO.sub(m));
-    return magnitude.blend(magnitude.neg(), x.compare(VectorOperators.LT, 0f));
-  }
-
-  /**
-   * tanh x as {@link #tanh} (6u, NaN for NaN, ±1 at ±inf, {@code tanh(-0) = +0}), in the older
-   * two-branch form: {@code 1 - 2/(1 + e^2|x|)} beside the odd Taylor polynomial, both evaluated on
-   * every lane and blended.
-   *
-   * <p>Why it stays, for the LSTM's and GRU's steps only: C2 compiles a recurrent step with its gate
-   * activations and cell update inlined into one unit. With {@link #tanh}'s expm1 there (the gates
-   * then still reached through the public forward's switch), that unit ran past C2's inlining node
-   * budget (NodeCountInliningCutoff), an exponential helper was left out of line, and every vector
-   * crossing it was boxed: measured 39 MB (LSTM) and 26 MB (GRU) per forward+backward at T50 B64
-   * I256 H256. Through {@link Activation#runInStep} this form measures about 0; the expm1 form has
-   * not been measured there, so the steps keep the one known to compile cleanly. The standalone
-   * activation kernel is its own compilation unit and takes the faster {@link #tanh}.
-   *
-   * <p>Derivation. For {@code |x| >= 0.55}: {@code e = e^{2|x|}} carries 3u ({@link #expUpTo88};
-   * 2|x| is exact, and above 88.37 e is inf and the result exactly 1), {@code 1 + e} one more u,
-   * {@code q = 2/(1 + e)} one more: 5u relative on {@code q <= 0.4995}; {@code 1 - q >= 0.5005} then
-   * carries {@code 5u q/(1 - q) + u < 6u}. For {@code |x| < 0.55}: the Taylor series to x^19
-   * truncates at {@code 0.01u} relative (its terms shrink by {@code x^2 (2/pi)^2 < 0.123} each);
-   * Horner in {@code s = x^2 <= 0.3025} (rounded by u, moving p by {@code s/3 u < 0.1u}) with
-   * alternating, shrinking terms rounds to under 1.2u in p, the float coefficients add under 0.1u,
-   * and the final product by x one u: under 2.5u.
-   */
-  static FloatVector tanhTwoBranch(FloatVector x) {
-    FloatVector a = x.abs();
-    FloatVector q = TWO.div(expUpTo88(a.add(a)).add(T1));
-    FloatVector large = T1.sub(q);
-    FloatVector s = x.mul(x);
-    FloatVector p = s.fma(T19, T17).fma(s, T15).fma(s, T13).fma(s, T11).fma(s, T9)
-        .fma(s, T7).fma(s, T5).fma(s, T3).fma(s, T1);
-    FloatVector small = p.mul(a);
-    FloatVector magnitude = large.blend(small, a.compare(VectorOperators.LT, TANH_SERIES_LIMIT));
     return magnitude.blend(magnitude.neg(), x.compare(VectorOperators.LT, 0f));
   }
 

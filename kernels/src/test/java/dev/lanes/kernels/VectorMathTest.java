@@ -3,6 +3,9 @@ package dev.lanes.kernels;
 import static org.junit.jupiter.api.Assertions.assertEquals;
 import static org.junit.jupiter.api.Assertions.assertTrue;
 
+import java.lang.foreign.Arena;
+import java.lang.foreign.MemorySegment;
+import java.nio.ByteOrder;
 import java.util.SplittableRandom;
 import java.util.function.DoubleUnaryOperator;
 import java.util.function.UnaryOperator;
@@ -13,7 +16,8 @@ import org.junit.jupiter.api.Test;
  * {@link VectorMath}'s functions against {@link Math}'s in double (then exact comparison), within
  * the bounds derived in their Javadoc: exp (and expNonPositive on x &lt;= 0) {@code 3u} relative for normal results and
  * {@code 2^-126} absolute below them, expm1 on x &lt;= 0 and log1p on [0, 1] {@code 5u}
- * (log1p: {@code 2^-148} absolute below {@code 2^-125}), tanh {@code 6u}.
+ * (log1p: {@code 2^-148} absolute below {@code 2^-125}), tanh {@code 6u}; and the recurrent
+ * steps' loops of {@link StepActivations}, which spell the exponential out.
  */
 class VectorMathTest {
   private static final double U = Math.scalb(1.0, -24);
@@ -105,9 +109,78 @@ class VectorMathTest {
   }
 
   @Test
-  void twoBranchTanhIsWithinItsBoundAcrossItsRange() {
-    // The recurrent layers' form, under the same 6u bound.
-    tanhSweep("tanhTwoBranch", VectorMath::tanhTwoBranch);
+  void recurrentStepTanhIsWithinItsBoundAcrossItsRange() {
+    // The recurrent layers' two-branch loop, one vector through native memory, under the same 6u bound.
+    try (Arena arena = Arena.ofConfined()) {
+      MemorySegment buffer = arena.allocate(4L * LANES, 64);
+      tanhSweep("StepActivations.tanh", v -> throughLoop(StepActivations::tanh, buffer, v));
+    }
+  }
+
+  @Test
+  void recurrentStepSigmoidGivesTheStandaloneSigmoidsBits() {
+    // The loop spells out expUpTo88; the same operations in the same order must give the same
+    // bits as Activation.sigmoid over exp's whole range, its cut-offs, the infinities and NaN.
+    SplittableRandom random = new SplittableRandom(20261202);
+    float[] special = {0f, -0f, Float.NEGATIVE_INFINITY, Float.POSITIVE_INFINITY, Float.NaN, 87.6831f, 87.68311f,
+        -88.3762626f, -88.37627f, 104f, -104f, Float.MIN_VALUE, -Float.MAX_VALUE};
+    float[] x = new float[LANES];
+    try (Arena arena = Arena.ofConfined()) {
+      MemorySegment buffer = arena.allocate(4L * LANES, 64);
+      int compared = 0;
+      for (int step = 0; step < 1_000_000; step += LANES) {
+        for (int l = 0; l < LANES; l++) {
+          int i = step + l;
+          x[l] = i < special.length ? special[i] : i < 500_000 ? -110 + 220f * i / 500_000 : (float) random.nextGaussian(0, 8);
+        }
+        FloatVector v = FloatVector.fromArray(FloatLanes.SPECIES, x, 0);
+        float[] want = Activation.sigmoid(v).toArray();
+        float[] got = throughLoop(StepActivations::sigmoid, buffer, v).toArray();
+        for (int l = 0; l < LANES; l++) {
+          assertEquals(Float.floatToRawIntBits(want[l]), Float.floatToRawIntBits(got[l]),
+              "sigmoid(" + x[l] + "): loop " + got[l] + ", Activation.sigmoid " + want[l]);
+          compared++;
+        }
+      }
+      assertEquals(1_000_000, compared);
+    }
+  }
+
+  @Test
+  void recurrentStepLoopsStopAtTheirLength() {
+    // A length that is not a whole number of vectors: the masked last step writes the first n
+    // floats, each as a whole-vector call gives it, and not one byte past them.
+    int n = 2 * LANES + 5;
+    for (Loop loop : new Loop[] {StepActivations::sigmoid, StepActivations::tanh}) {
+      try (Arena arena = Arena.ofConfined()) {
+        MemorySegment x = arena.allocate(4L * 3 * LANES, 64);
+        MemorySegment y = arena.allocate(4L * 3 * LANES, 64);
+        MemorySegment whole = arena.allocate(4L * 3 * LANES, 64);
+        for (int i = 0; i < 3 * LANES; i++) {
+          x.setAtIndex(java.lang.foreign.ValueLayout.JAVA_FLOAT, i, (i - 20) * 0.37f);
+          y.setAtIndex(java.lang.foreign.ValueLayout.JAVA_FLOAT, i, Float.intBitsToFloat(0x7fc0_1234));
+        }
+        loop.run(n, x, 0, y, 0);
+        loop.run(3 * LANES, x, 0, whole, 0);
+        for (int i = 0; i < 3 * LANES; i++) {
+          int got = y.getAtIndex(java.lang.foreign.ValueLayout.JAVA_INT, i);
+          int want = i < n ? whole.getAtIndex(java.lang.foreign.ValueLayout.JAVA_INT, i) : 0x7fc0_1234;
+          assertEquals(want, got, "float " + i + " of " + n);
+        }
+      }
+    }
+  }
+
+  @FunctionalInterface
+  private interface Loop {
+    void run(int n, MemorySegment x, long xAt, MemorySegment y, long yAt);
+  }
+
+  /** v through a loop over one vector of native memory, in place. */
+  private static FloatVector throughLoop(Loop loop, MemorySegment buffer, FloatVector v) {
+    v.intoMemorySegment(buffer, 0, ByteOrder.nativeOrder());
+    loop.run(LANES, buffer, 0, buffer, 0);
+    return FloatVector.fromMemorySegment(FloatLanes.SPECIES, buffer, 0, ByteOrder.nativeOrder());
   }
 
   private static void tanhSweep(String name, UnaryOperator<FloatVector> tanh) {
