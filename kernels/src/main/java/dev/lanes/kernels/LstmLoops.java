@@ -33,7 +33,7 @@ final class LstmLoops {
   static void cellForward(int hidden, MemorySegment gates, long gAt, MemorySegment cPrev, long cPrevAt,
       MemorySegment c, long cAt, MemorySegment h, long hAt) {
     cellState(hidden, gates, gAt, cPrev, cPrevAt, c, cAt);
-    StepActivations.tanh(hidden, c, cAt, h, hAt);
+    tanh(hidden, c, cAt, h, hAt);
     gateOutput(hidden, gates, gAt + 12L * hidden, h, hAt);
   }
 
@@ -48,6 +48,19 @@ final class LstmLoops {
       FloatVector.fromMemorySegment(SPECIES, gates, gAt + quarter + at, ORDER, m)
           .fma(FloatVector.fromMemorySegment(SPECIES, cPrev, cPrevAt + at, ORDER, m), ig)
           .intoMemorySegment(c, cAt + at, ORDER, m);
+    }
+  }
+
+  /**
+   * {@code y = tanh x} over a row: on native memory straight through {@link StepActivations#tanh},
+   * otherwise staged by {@link Activation#runInStep} (a branch the native case never takes, so C2
+   * leaves the staging driver out of this method's compiled units).
+   */
+  private static void tanh(int hidden, MemorySegment x, long xAt, MemorySegment y, long yAt) {
+    if (SegmentLoops.allNative(x, y)) {
+      StepActivations.tanh(hidden, x, xAt, y, yAt);
+    } else {
+      Activation.TANH.runInStep(hidden, x, xAt, y, yAt);
     }
   }
 
@@ -76,7 +89,7 @@ final class LstmLoops {
   static void cellBackward(int hidden, MemorySegment gates, long gAt, MemorySegment cPrev, long cPrevAt,
       MemorySegment c, long cAt, MemorySegment dh, long dhAt, MemorySegment dc, long dcAt) {
     long quarter = 4L * hidden;
-    StepActivations.tanh(hidden, c, cAt, c, cAt);
+    tanh(hidden, c, cAt, c, cAt);
     throughTanh(hidden, gates, gAt + 3 * quarter, c, cAt, dh, dhAt, dc, dcAt);
     inputAndCandidate(hidden, gates, gAt, gAt + 2 * quarter, dc, dcAt);
     forgetAndCarry(hidden, gates, gAt + quarter, cPrev, cPrevAt, dc, dcAt);

@@ -17,7 +17,6 @@ import static dev.lanes.kernels.VectorMath.X6;
 import java.lang.foreign.MemorySegment;
 import java.nio.ByteOrder;
 import jdk.incubator.vector.FloatVector;
-import jdk.incubator.vector.VectorMask;
 import jdk.incubator.vector.VectorOperators;
 import jdk.incubator.vector.VectorSpecies;
 
@@ -54,20 +53,45 @@ final class StepActivations {
   private static final VectorSpecies<Float> SPECIES = FloatLanes.SPECIES;
   private static final int LANES = SPECIES.length();
   private static final ByteOrder ORDER = ByteOrder.nativeOrder();
+  /** The loops take plain native segments only, whose exact class lets C2 drop per-access checks. */
+  private static final Class<?> NATIVE = SegmentLoops.NATIVE;
 
   private StepActivations() {}
 
   /**
-   * {@code y = 1 / (1 + e^-x)} over {@code n} floats at byte offsets xAt and yAt; y may be x. The
+   * {@code y = 1 / (1 + e^-x)} over {@code n} floats at byte offsets xAt and yAt of plain native
+   * segments; y may be x. The
    * same bits as {@link Activation#sigmoid}: its exponential is {@link VectorMath#expUpTo88},
    * written out.
    */
   static void sigmoid(int n, MemorySegment x, long xAt, MemorySegment y, long yAt) {
-    logistic(false, n, x, xAt, y, yAt);
+    if (x.getClass() != NATIVE || y.getClass() != NATIVE) {
+      throw SegmentLoops.notStaged();
+    }
+    for (int i = 0; i < n; i += LANES) {
+      boolean whole = i + LANES <= n;
+      FloatVector z = (whole ? FloatVector.fromMemorySegment(SPECIES, x, xAt + 4L * i, ORDER)
+          : FloatVector.fromMemorySegment(SPECIES, x, xAt + 4L * i, ORDER, SPECIES.indexInRange(i, n))).neg();
+      // e^z as VectorMath.expUpTo88 (the class comment says why it is written out, here and in tanh).
+      FloatVector biased = z.fma(V_LOG2E, V_BIASED_ROUNDING);
+      FloatVector reduction = biased.sub(V_BIASED_ROUNDING);
+      FloatVector r = reduction.fma(V_MINUS_LN2_C2, reduction.fma(V_MINUS_LN2_C1, z));
+      FloatVector e = r.fma(X6, X5).fma(r, X4).fma(r, X3).fma(r, X2).fma(r, E1).fma(r, E0)
+          .mul(biased.reinterpretAsInts().lanewise(VectorOperators.LSHL, 23).reinterpretAsFloats())
+          .blend(0f, z.compare(VectorOperators.LT, UNDERFLOW))
+          .blend(Float.POSITIVE_INFINITY, z.compare(VectorOperators.GT, OVERFLOW));
+      FloatVector result = E0.div(e.add(E0));
+      if (whole) {
+        result.intoMemorySegment(y, yAt + 4L * i, ORDER);
+      } else {
+        result.intoMemorySegment(y, yAt + 4L * i, ORDER, SPECIES.indexInRange(i, n));
+      }
+    }
   }
 
   /**
-   * {@code y = tanh x} over {@code n} floats at byte offsets xAt and yAt; y may be x. Relative
+   * {@code y = tanh x} over {@code n} floats at byte offsets xAt and yAt of plain native segments;
+   * y may be x. Relative
    * error at most {@code 6u}, NaN for NaN, ±1 at ±inf, {@code tanh(-0) = +0}, like {@link VectorMath#tanh}, but in the older two-branch form:
    * {@code 1 - 2/(1 + e^2|x|)} beside the odd Taylor polynomial, both evaluated on every lane and
    * blended.
@@ -88,21 +112,15 @@ final class StepActivations {
    * and the final product by x one u: under 2.5u.
    */
   static void tanh(int n, MemorySegment x, long xAt, MemorySegment y, long yAt) {
-    logistic(true, n, x, xAt, y, yAt);
-  }
-
-  /**
-   * Both functions in one loop, so that the exponential is written out once: each takes
-   * {@code w = 1/(1 + e^z)}, the sigmoid with {@code z = -x} (w is its result), tanh with
-   * {@code z = 2|x|} ({@code 1 - 2w} is its large-argument branch: 2w is exact, so it is the float
-   * nearest {@code 2/(1 + e^z)}). The callers pass a constant, and C2 folds the test away.
-   */
-  private static void logistic(boolean tanh, int n, MemorySegment x, long xAt, MemorySegment y, long yAt) {
+    if (x.getClass() != NATIVE || y.getClass() != NATIVE) {
+      throw SegmentLoops.notStaged();
+    }
     for (int i = 0; i < n; i += LANES) {
-      VectorMask<Float> lanes = SPECIES.indexInRange(i, n);
-      FloatVector v = FloatVector.fromMemorySegment(SPECIES, x, xAt + 4L * i, ORDER, lanes);
+      boolean whole = i + LANES <= n;
+      FloatVector v = whole ? FloatVector.fromMemorySegment(SPECIES, x, xAt + 4L * i, ORDER)
+          : FloatVector.fromMemorySegment(SPECIES, x, xAt + 4L * i, ORDER, SPECIES.indexInRange(i, n));
       FloatVector a = v.abs();
-      FloatVector z = tanh ? a.add(a) : v.neg();
+      FloatVector z = a.add(a);
       // e^z as VectorMath.expUpTo88.
       FloatVector biased = z.fma(V_LOG2E, V_BIASED_ROUNDING);
       FloatVector reduction = biased.sub(V_BIASED_ROUNDING);
@@ -111,22 +129,23 @@ final class StepActivations {
           .mul(biased.reinterpretAsInts().lanewise(VectorOperators.LSHL, 23).reinterpretAsFloats())
           .blend(0f, z.compare(VectorOperators.LT, UNDERFLOW))
           .blend(Float.POSITIVE_INFINITY, z.compare(VectorOperators.GT, OVERFLOW));
-      FloatVector w = E0.div(e.add(E0));
-      if (!tanh) {
-        w.intoMemorySegment(y, yAt + 4L * i, ORDER, lanes);
-        continue;
-      }
-      FloatVector large = E0.sub(w.add(w));
+      FloatVector large = E0.sub(TWO.div(e.add(E0)));
       FloatVector s = v.mul(v);
       FloatVector small = s.fma(T19, T17).fma(s, T15).fma(s, T13).fma(s, T11).fma(s, T9)
           .fma(s, T7).fma(s, T5).fma(s, T3).fma(s, E0).mul(a);
       FloatVector magnitude = large.blend(small, a.compare(VectorOperators.LT, TANH_SERIES_LIMIT));
-      magnitude.blend(magnitude.neg(), v.compare(VectorOperators.LT, 0f)).intoMemorySegment(y, yAt + 4L * i, ORDER, lanes);
+      FloatVector result = magnitude.blend(magnitude.neg(), v.compare(VectorOperators.LT, 0f));
+      if (whole) {
+        result.intoMemorySegment(y, yAt + 4L * i, ORDER);
+      } else {
+        result.intoMemorySegment(y, yAt + 4L * i, ORDER, SPECIES.indexInRange(i, n));
+      }
     }
   }
 
   /** Below this |x| tanh is the odd Taylor polynomial, above it {@code 1 - 2/(1 + e^2|x|)}. */
   private static final float TANH_SERIES_LIMIT = 0.55f;
+  private static final FloatVector TWO = VectorMath.all(2f);
   /** Taylor coefficients of tanh (x^3, ..., x^19; that of x is 1): {@code 2^2n (2^2n - 1) B_2n / (2n)!}. */
   private static final FloatVector T3 = VectorMath.all(-0.33333333333333333f);
   private static final FloatVector T5 = VectorMath.all(0.13333333333333333f);
