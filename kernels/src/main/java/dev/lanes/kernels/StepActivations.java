@@ -25,9 +25,10 @@ import jdk.incubator.vector.VectorSpecies;
  * {@link Activation#runInStep}), as loops over memory whose bodies spell out every vector
  * operation: nothing in them calls a method that takes or returns a vector, other than the Vector
  * API's own, which the JDK forces inline. A call C2 leaves out of line then costs a call, never a
- * boxed vector. Masked steps, as in {@link LstmLoops}: the gate passes call these on whole vectors
- * of native memory staged by {@link Activation#runInStep}, and the LSTM's cell passes call them
- * directly on rows of H, so that the staging driver does not join their compiled units (inlined
+ * boxed vector. Whole vectors go unmasked and a last partial one masked: the gate passes call
+ * these on whole vectors of native memory staged by {@link Activation#runInStep}, and the LSTM's
+ * cell passes call them directly on native rows of H, so that the staging driver does not join
+ * their compiled units (inlined
  * into {@code LstmLoops.cellBackward} it grew C2's compile of that method from about 1 s to 4 s,
  * during which the passes ran C1 code, which allocates for every vector operation, and again each
  * time a profile-predicate trap sent the method back to be recompiled).
@@ -60,9 +61,8 @@ final class StepActivations {
 
   /**
    * {@code y = 1 / (1 + e^-x)} over {@code n} floats at byte offsets xAt and yAt of plain native
-   * segments; y may be x. The
-   * same bits as {@link Activation#sigmoid}: its exponential is {@link VectorMath#expUpTo88},
-   * written out.
+   * segments; y may be x. The same bits as {@link Activation#sigmoid}: its exponential is
+   * {@link VectorMath#expUpTo88}, written out.
    */
   static void sigmoid(int n, MemorySegment x, long xAt, MemorySegment y, long yAt) {
     if (x.getClass() != NATIVE || y.getClass() != NATIVE) {
