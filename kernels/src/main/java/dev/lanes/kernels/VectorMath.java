@@ -19,7 +19,9 @@ import jdk.incubator.vector.VectorSpecies;
  * products and divisions, rounded by IEEE in every tier.
  *
  * <p>Small, so that C2 inlines it into every caller: a vector that crossed a call C2 did not
- * inline would be boxed.
+ * inline would be boxed. C2 can still refuse them at a call site it takes for cold, once it has
+ * compiled them on their own; {@link StepActivations} has the measured case and the loops that
+ * avoid it.
  */
 final class VectorMath {
   private static final VectorSpecies<Float> SPECIES = FloatLanes.SPECIES;
