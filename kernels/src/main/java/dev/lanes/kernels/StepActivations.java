@@ -27,15 +27,15 @@ import jdk.incubator.vector.VectorSpecies;
  * API's own, which the JDK forces inline. A call C2 leaves out of line then costs a call, never a
  * boxed vector. Whole vectors go unmasked and a last partial one masked: the gate passes call
  * these on whole vectors of native memory staged by {@link Activation#runInStep}, and the LSTM's
- * cell passes call them directly on native rows of H, so that the staging driver does not join
- * their compiled units (inlined
- * into {@code LstmLoops.cellBackward} it grew C2's compile of that method from about 1 s to 4 s,
+ * cell passes call them directly on native rows of H (other rows go through the staging), so that
+ * the staging driver does not join their compiled units (inlined into
+ * {@code LstmLoops.cellBackward} it grew C2's compile of that method from about 1 s to 4 s,
  * during which the passes ran C1 code, which allocates for every vector operation, and again each
  * time a profile-predicate trap sent the method back to be recompiled).
  *
  * <p>Why spelled out, repeating {@link VectorMath}'s exponential rather than calling it: C1 does
  * not inline a helper over 35 bytes of bytecode, or past its depth limit, so C1-compiled callers
- * call such helpers, and C2 then compiles the helpers on their own (900-1,300 bytes of code each,
+ * call such helpers, and C2 then compiles the helpers on their own (1.0-1.6 KB nmethods each,
  * boxing included). A later C2 compile of a loop calling one inlines it only at a call site that
  * looks hot. When the loop's own profile is missing, because it ran in tier-2 code, which keeps
  * none (as happens while C2's queue is long), the site counts as cold, and C2 refuses a callee
