@@ -65,36 +65,14 @@ final class StepActivations {
    * {@link VectorMath#expUpTo88}, written out.
    */
   static void sigmoid(int n, MemorySegment x, long xAt, MemorySegment y, long yAt) {
-    if (x.getClass() != NATIVE || y.getClass() != NATIVE) {
-      throw SegmentLoops.notStaged();
-    }
-    for (int i = 0; i < n; i += LANES) {
-      boolean whole = i + LANES <= n;
-      FloatVector z = (whole ? FloatVector.fromMemorySegment(SPECIES, x, xAt + 4L * i, ORDER)
-          : FloatVector.fromMemorySegment(SPECIES, x, xAt + 4L * i, ORDER, SPECIES.indexInRange(i, n))).neg();
-      // e^z as VectorMath.expUpTo88 (the class comment says why it is written out, here and in tanh).
-      FloatVector biased = z.fma(V_LOG2E, V_BIASED_ROUNDING);
-      FloatVector reduction = biased.sub(V_BIASED_ROUNDING);
-      FloatVector r = reduction.fma(V_MINUS_LN2_C2, reduction.fma(V_MINUS_LN2_C1, z));
-      FloatVector e = r.fma(X6, X5).fma(r, X4).fma(r, X3).fma(r, X2).fma(r, E1).fma(r, E0)
-          .mul(biased.reinterpretAsInts().lanewise(VectorOperators.LSHL, 23).reinterpretAsFloats())
-          .blend(0f, z.compare(VectorOperators.LT, UNDERFLOW))
-          .blend(Float.POSITIVE_INFINITY, z.compare(VectorOperators.GT, OVERFLOW));
-      FloatVector result = E0.div(e.add(E0));
-      if (whole) {
-        result.intoMemorySegment(y, yAt + 4L * i, ORDER);
-      } else {
-        result.intoMemorySegment(y, yAt + 4L * i, ORDER, SPECIES.indexInRange(i, n));
-      }
-    }
+    logistic(false, n, x, xAt, y, yAt);
   }
 
   /**
    * {@code y = tanh x} over {@code n} floats at byte offsets xAt and yAt of plain native segments;
-   * y may be x. Relative
-   * error at most {@code 6u}, NaN for NaN, ±1 at ±inf, {@code tanh(-0) = +0}, like {@link VectorMath#tanh}, but in the older two-branch form:
-   * {@code 1 - 2/(1 + e^2|x|)} beside the odd Taylor polynomial, both evaluated on every lane and
-   * blended.
+   * y may be x. Relative error at most {@code 6u}, NaN for NaN, ±1 at ±inf, {@code tanh(-0) = +0},
+   * like {@link VectorMath#tanh}, but in the older two-branch form: {@code 1 - 2/(1 + e^2|x|)}
+   * beside the odd Taylor polynomial, both evaluated on every lane and blended.
    *
    * <p>Why this form in the steps: with {@link VectorMath#tanh}'s expm1 in them, the compiled step
    * ran past C2's inlining node budget (NodeCountInliningCutoff), an exponential helper was left
@@ -103,15 +81,26 @@ final class StepActivations {
    * been measured since. The standalone activation kernel takes the faster {@link VectorMath#tanh}.
    *
    * <p>Derivation. For {@code |x| >= 0.55}: {@code e = e^{2|x|}} carries 3u
-   * ({@link VectorMath#expUpTo88}; 2|x| is exact, and above 88.37 e is inf and the result exactly 1), {@code 1 + e} one more u,
-   * {@code q = 2/(1 + e)} one more: 5u relative on {@code q <= 0.4995}; {@code 1 - q >= 0.5005} then
-   * carries {@code 5u q/(1 - q) + u < 6u}. For {@code |x| < 0.55}: the Taylor series to x^19
-   * truncates at {@code 0.01u} relative (its terms shrink by {@code x^2 (2/pi)^2 < 0.123} each);
-   * Horner in {@code s = x^2 <= 0.3025} (rounded by u, moving p by {@code s/3 u < 0.1u}) with
-   * alternating, shrinking terms rounds to under 1.2u in p, the float coefficients add under 0.1u,
-   * and the final product by x one u: under 2.5u.
+   * ({@link VectorMath#expUpTo88}; 2|x| is exact, and above 88.37 e is inf and the result exactly
+   * 1), {@code 1 + e} one more u, {@code q = 2/(1 + e)} one more (computed as twice
+   * {@code 1/(1 + e)}: doubling is exact, so it is the same float): 5u relative on
+   * {@code q <= 0.4995}; {@code 1 - q >= 0.5005} then carries {@code 5u q/(1 - q) + u < 6u}. For
+   * {@code |x| < 0.55}: the Taylor series to x^19 truncates at {@code 0.01u} relative (its terms
+   * shrink by {@code x^2 (2/pi)^2 < 0.123} each); Horner in {@code s = x^2 <= 0.3025} (rounded by
+   * u, moving p by {@code s/3 u < 0.1u}) with alternating, shrinking terms rounds to under 1.2u in
+   * p, the float coefficients add under 0.1u, and the final product by x one u: under 2.5u.
    */
   static void tanh(int n, MemorySegment x, long xAt, MemorySegment y, long yAt) {
+    logistic(true, n, x, xAt, y, yAt);
+  }
+
+  /**
+   * Both functions in one loop, so that the exponential is written out once: each takes
+   * {@code w = 1/(1 + e^z)}, the sigmoid with {@code z = -x} (w is its result), tanh with
+   * {@code z = 2|x|} ({@code 1 - 2w} is its large-argument branch). The callers pass a constant.
+   * Whole vectors go unmasked, a last partial one masked.
+   */
+  private static void logistic(boolean tanh, int n, MemorySegment x, long xAt, MemorySegment y, long yAt) {
     if (x.getClass() != NATIVE || y.getClass() != NATIVE) {
       throw SegmentLoops.notStaged();
     }
@@ -120,8 +109,8 @@ final class StepActivations {
       FloatVector v = whole ? FloatVector.fromMemorySegment(SPECIES, x, xAt + 4L * i, ORDER)
           : FloatVector.fromMemorySegment(SPECIES, x, xAt + 4L * i, ORDER, SPECIES.indexInRange(i, n));
       FloatVector a = v.abs();
-      FloatVector z = a.add(a);
-      // e^z as VectorMath.expUpTo88.
+      FloatVector z = tanh ? a.add(a) : v.neg();
+      // e^z as VectorMath.expUpTo88 (the class comment says why it is written out).
       FloatVector biased = z.fma(V_LOG2E, V_BIASED_ROUNDING);
       FloatVector reduction = biased.sub(V_BIASED_ROUNDING);
       FloatVector r = reduction.fma(V_MINUS_LN2_C2, reduction.fma(V_MINUS_LN2_C1, z));
@@ -129,12 +118,15 @@ final class StepActivations {
           .mul(biased.reinterpretAsInts().lanewise(VectorOperators.LSHL, 23).reinterpretAsFloats())
           .blend(0f, z.compare(VectorOperators.LT, UNDERFLOW))
           .blend(Float.POSITIVE_INFINITY, z.compare(VectorOperators.GT, OVERFLOW));
-      FloatVector large = E0.sub(TWO.div(e.add(E0)));
-      FloatVector s = v.mul(v);
-      FloatVector small = s.fma(T19, T17).fma(s, T15).fma(s, T13).fma(s, T11).fma(s, T9)
-          .fma(s, T7).fma(s, T5).fma(s, T3).fma(s, E0).mul(a);
-      FloatVector magnitude = large.blend(small, a.compare(VectorOperators.LT, TANH_SERIES_LIMIT));
-      FloatVector result = magnitude.blend(magnitude.neg(), v.compare(VectorOperators.LT, 0f));
+      FloatVector result = E0.div(e.add(E0));
+      if (tanh) {
+        FloatVector large = E0.sub(result.add(result));
+        FloatVector s = v.mul(v);
+        FloatVector small = s.fma(T19, T17).fma(s, T15).fma(s, T13).fma(s, T11).fma(s, T9)
+            .fma(s, T7).fma(s, T5).fma(s, T3).fma(s, E0).mul(a);
+        FloatVector magnitude = large.blend(small, a.compare(VectorOperators.LT, TANH_SERIES_LIMIT));
+        result = magnitude.blend(magnitude.neg(), v.compare(VectorOperators.LT, 0f));
+      }
       if (whole) {
         result.intoMemorySegment(y, yAt + 4L * i, ORDER);
       } else {
@@ -145,7 +137,6 @@ final class StepActivations {
 
   /** Below this |x| tanh is the odd Taylor polynomial, above it {@code 1 - 2/(1 + e^2|x|)}. */
   private static final float TANH_SERIES_LIMIT = 0.55f;
-  private static final FloatVector TWO = VectorMath.all(2f);
   /** Taylor coefficients of tanh (x^3, ..., x^19; that of x is 1): {@code 2^2n (2^2n - 1) B_2n / (2n)!}. */
   private static final FloatVector T3 = VectorMath.all(-0.33333333333333333f);
   private static final FloatVector T5 = VectorMath.all(0.13333333333333333f);
