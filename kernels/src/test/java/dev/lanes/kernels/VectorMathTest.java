@@ -5,6 +5,7 @@ import static org.junit.jupiter.api.Assertions.assertTrue;
 
 import java.lang.foreign.Arena;
 import java.lang.foreign.MemorySegment;
+import java.lang.foreign.ValueLayout;
 import java.nio.ByteOrder;
 import java.util.SplittableRandom;
 import java.util.function.DoubleUnaryOperator;
@@ -157,14 +158,14 @@ class VectorMathTest {
         MemorySegment y = arena.allocate(4L * 3 * LANES, 64);
         MemorySegment whole = arena.allocate(4L * 3 * LANES, 64);
         for (int i = 0; i < 3 * LANES; i++) {
-          x.setAtIndex(java.lang.foreign.ValueLayout.JAVA_FLOAT, i, (i - 20) * 0.37f);
-          y.setAtIndex(java.lang.foreign.ValueLayout.JAVA_FLOAT, i, Float.intBitsToFloat(0x7fc0_1234));
+          x.setAtIndex(ValueLayout.JAVA_FLOAT, i, (i - 20) * 0.37f);
+          y.setAtIndex(ValueLayout.JAVA_FLOAT, i, Float.intBitsToFloat(0x7fc0_1234));
         }
         loop.run(n, x, 0, y, 0);
         loop.run(3 * LANES, x, 0, whole, 0);
         for (int i = 0; i < 3 * LANES; i++) {
-          int got = y.getAtIndex(java.lang.foreign.ValueLayout.JAVA_INT, i);
-          int want = i < n ? whole.getAtIndex(java.lang.foreign.ValueLayout.JAVA_INT, i) : 0x7fc0_1234;
+          int got = y.getAtIndex(ValueLayout.JAVA_INT, i);
+          int want = i < n ? whole.getAtIndex(ValueLayout.JAVA_INT, i) : 0x7fc0_1234;
           assertEquals(want, got, "float " + i + " of " + n);
         }
       }
