@@ -3,183 +3,159 @@ package dev.lanes.kernels;
 import java.lang.foreign.MemorySegment;
 import java.nio.ByteOrder;
 import jdk.incubator.vector.FloatVector;
+import jdk.incubator.vector.VectorMask;
 import jdk.incubator.vector.VectorSpecies;
 
 /**
- * The 12 x 2 micro-kernels of {@link GemmMicroKernel} for small products that skip packing
- * ({@code GemmTask.direct}): A comes from a plain copy of its rows, at the caller's row pitch, and B
- * straight from the caller's segment, one k row of the tile per {@code bPitch} bytes.
+ * The micro-kernels of the unpacked path for small products ({@code GemmTask.direct}): tiles of
+ * {@link #ROWS} rows of C by four vectors (4 x 64 floats at 512 bits), with A's rows from a plain
+ * copy at the caller's row pitch and B's rows straight from the caller's segment.
  *
- * <p>Why: at 64^3 the packed path spent a fifth of the call packing. Packing A copies each 64-float
- * row on its own into a panel row at the fixed KC pitch, and at four vectors per row the loop
- * overhead, not the data, set the pace: 750-900 ns for the 16 KiB of A, against 80-200 ns for one
- * bulk copy of the same rows. Here the A rows are copied in one piece, so the kernel has to take
- * the row pitch as a variable instead of folding the constant KC into each broadcast's address,
- * and B's rows are read where they are. Kernel and store alone, 5 x 2 full tiles at k = 64 over and
- * over in one JVM: 259-262 ns a tile for the packed kernel, 262-267 for this one. In the disassembly
- * its loop has about 68 instructions per k step against the packed kernel's 48 (address arithmetic
- * per broadcast, 7 of the 12 row offsets kept on the stack, a bounds check per B load), which the
- * FMA-bound loop mostly hides; the README has what was tried against it.
+ * <p>Why 4 x 64 here when the packed path uses 12 x 32: per k step this tile broadcasts 4 floats
+ * and loads 4 vectors for 16 FMAs, and it is small enough that its merge into C fits in the same
+ * method, so a full tile of {@code C = A*B} goes from the registers to C without a round trip
+ * through a tile buffer. Measured at 64^3, one thread, the tiles alone (A copies included) in one
+ * JVM beside OpenBLAS's whole call: 2.37 us with this kernel against 2.66 us with the 12 x 32 one,
+ * OpenBLAS 2.29-2.30 us. The kernel stays small enough for C1 (its 16 accumulators, 4 B vectors and
+ * 16 stores compile at tier 3, checked with {@code -XX:+PrintCompilation}), which matters: see
+ * {@link GemmMicroKernel#computeAndStore} for what happens to a kernel C1 gives up on.
  *
- * <p>A stays a heap array for the same reason as in the packed kernel: C2 drops the bounds checks
- * of its int-indexed broadcasts, and kept them on scalar segment reads. The two B loads per k step
- * are vector loads from the segment; their checks cost nothing measurable here. B is always a
- * native segment here (heap operands go the packed way, see GemmTask.unpacked): copying B into
- * an array as well, so that the loop touched no segment, made the pure-native case 10-30% slower.
+ * <p>A is a heap array for the same reason as in the packed kernel: C2 drops the bounds checks of
+ * its int-indexed broadcasts, and kept them on scalar segment reads. B is always a native segment
+ * here (heap operands go the packed way, see GemmTask.unpacked), and so is every {@code out} the
+ * kernels store to: C itself when it is native, else this thread's tile ({@code GemmWorkspace.directTile}).
  *
  * <p>Each output element gets the same FMA chain as in {@link GemmMicroKernel} (zero, then k
- * steps in order) and the same merge into C ({@link GemmMicroKernel#store}), so a product gets
- * the same bits whichever way it goes.
+ * steps in order) and the same merge into C ({@link #merge} does what {@link GemmMicroKernel#store}
+ * does), so a product gets the same bits whichever way it goes. Storing the accumulators straight
+ * into C is that merge when alpha is 1 and beta is 0: {@code t * 1} is {@code t}.
  */
 final class GemmDirectKernel {
   private static final VectorSpecies<Float> SPECIES = GemmMicroKernel.SPECIES;
   private static final int LANES = GemmMicroKernel.LANES;
+  private static final long VECTOR_BYTES = (long) LANES * Float.BYTES;
   private static final ByteOrder ORDER = ByteOrder.nativeOrder();
+
+  /** Rows of C per tile. */
+  static final int ROWS = 4;
+  /** Columns of C per tile of {@link #wide}. */
+  static final int WIDE = 4 * LANES;
+  /** Columns of C per tile of {@link #narrow}: one NR-wide packed B panel. */
+  static final int NARROW = 2 * LANES;
 
   private GemmDirectKernel() {}
 
   /**
-   * Computes the tile {@code T = A * B} of {@code mr <= 12} rows over {@code kc} steps and merges its
-   * top-left {@code mr x nr} corner into C as {@link GemmMicroKernel#store} does. Row i of A is
-   * {@code ap[apOff + i*pitch ..]}; k row p of B is the two vectors at byte {@code bpOff + p*bPitch}
-   * of {@code bp}. Rows of A past {@code mr} are read (up to the next multiple of 4) but their
-   * results are dropped, so they may hold anything.
+   * Writes the tile {@code T = A * B} of {@link #ROWS} x {@link #WIDE} floats over {@code kc} steps
+   * to {@code out}, row i at byte {@code outAt + i*outPitch}. Row i of A is {@code ap[i*pitch ..]};
+   * k row p of B is the four vectors at byte {@code bAt + p*bPitch} of {@code b}. All four rows of A
+   * are read: for a tile of fewer rows, the rows past them hold whatever the buffer held, and their
+   * results are dropped by {@link #merge}.
    */
-  static void computeAndStore(int kc, float[] ap, int apOff, int pitch, MemorySegment bp, long bpOff, long bPitch,
-      float[] tile, MemorySegment c, long cAt, long ldcBytes, int mr, int nr, float alpha, float beta) {
-    if (mr > 8) {
-      compute12(kc, ap, apOff, pitch, bp, bpOff, bPitch, tile);
-    } else if (mr > 4) {
-      compute8(kc, ap, apOff, pitch, bp, bpOff, bPitch, tile);
-    } else {
-      compute4(kc, ap, apOff, pitch, bp, bpOff, bPitch, tile);
+  static void wide(int kc, float[] ap, int pitch, MemorySegment b, long bAt, long bPitch,
+      MemorySegment out, long outAt, long outPitch) {
+    FloatVector c0_0 = FloatVector.zero(SPECIES), c0_1 = FloatVector.zero(SPECIES);
+    FloatVector c0_2 = FloatVector.zero(SPECIES), c0_3 = FloatVector.zero(SPECIES);
+    FloatVector c1_0 = FloatVector.zero(SPECIES), c1_1 = FloatVector.zero(SPECIES);
+    FloatVector c1_2 = FloatVector.zero(SPECIES), c1_3 = FloatVector.zero(SPECIES);
+    FloatVector c2_0 = FloatVector.zero(SPECIES), c2_1 = FloatVector.zero(SPECIES);
+    FloatVector c2_2 = FloatVector.zero(SPECIES), c2_3 = FloatVector.zero(SPECIES);
+    FloatVector c3_0 = FloatVector.zero(SPECIES), c3_1 = FloatVector.zero(SPECIES);
+    FloatVector c3_2 = FloatVector.zero(SPECIES), c3_3 = FloatVector.zero(SPECIES);
+    for (int p = 0; p < kc; p++) {
+      long bo = bAt + p * bPitch;
+      FloatVector b0 = FloatVector.fromMemorySegment(SPECIES, b, bo, ORDER);
+      FloatVector b1 = FloatVector.fromMemorySegment(SPECIES, b, bo + VECTOR_BYTES, ORDER);
+      FloatVector b2 = FloatVector.fromMemorySegment(SPECIES, b, bo + 2 * VECTOR_BYTES, ORDER);
+      FloatVector b3 = FloatVector.fromMemorySegment(SPECIES, b, bo + 3 * VECTOR_BYTES, ORDER);
+      FloatVector a;
+      a = FloatVector.broadcast(SPECIES, ap[p]);
+      c0_0 = a.fma(b0, c0_0); c0_1 = a.fma(b1, c0_1); c0_2 = a.fma(b2, c0_2); c0_3 = a.fma(b3, c0_3);
+      a = FloatVector.broadcast(SPECIES, ap[p + 1 * pitch]);
+      c1_0 = a.fma(b0, c1_0); c1_1 = a.fma(b1, c1_1); c1_2 = a.fma(b2, c1_2); c1_3 = a.fma(b3, c1_3);
+      a = FloatVector.broadcast(SPECIES, ap[p + 2 * pitch]);
+      c2_0 = a.fma(b0, c2_0); c2_1 = a.fma(b1, c2_1); c2_2 = a.fma(b2, c2_2); c2_3 = a.fma(b3, c2_3);
+      a = FloatVector.broadcast(SPECIES, ap[p + 3 * pitch]);
+      c3_0 = a.fma(b0, c3_0); c3_1 = a.fma(b1, c3_1); c3_2 = a.fma(b2, c3_2); c3_3 = a.fma(b3, c3_3);
     }
-    GemmMicroKernel.store(tile, c, cAt, ldcBytes, mr, nr, alpha, beta);
+    c0_0.intoMemorySegment(out, outAt, ORDER);
+    c0_1.intoMemorySegment(out, outAt + VECTOR_BYTES, ORDER);
+    c0_2.intoMemorySegment(out, outAt + 2 * VECTOR_BYTES, ORDER);
+    c0_3.intoMemorySegment(out, outAt + 3 * VECTOR_BYTES, ORDER);
+    c1_0.intoMemorySegment(out, outAt + 1 * outPitch, ORDER);
+    c1_1.intoMemorySegment(out, outAt + 1 * outPitch + VECTOR_BYTES, ORDER);
+    c1_2.intoMemorySegment(out, outAt + 1 * outPitch + 2 * VECTOR_BYTES, ORDER);
+    c1_3.intoMemorySegment(out, outAt + 1 * outPitch + 3 * VECTOR_BYTES, ORDER);
+    c2_0.intoMemorySegment(out, outAt + 2 * outPitch, ORDER);
+    c2_1.intoMemorySegment(out, outAt + 2 * outPitch + VECTOR_BYTES, ORDER);
+    c2_2.intoMemorySegment(out, outAt + 2 * outPitch + 2 * VECTOR_BYTES, ORDER);
+    c2_3.intoMemorySegment(out, outAt + 2 * outPitch + 3 * VECTOR_BYTES, ORDER);
+    c3_0.intoMemorySegment(out, outAt + 3 * outPitch, ORDER);
+    c3_1.intoMemorySegment(out, outAt + 3 * outPitch + VECTOR_BYTES, ORDER);
+    c3_2.intoMemorySegment(out, outAt + 3 * outPitch + 2 * VECTOR_BYTES, ORDER);
+    c3_3.intoMemorySegment(out, outAt + 3 * outPitch + 3 * VECTOR_BYTES, ORDER);
   }
 
-  private static void compute12(int kc, float[] ap, int apOff, int pitch, MemorySegment bp, long bpOff, long bPitch,
-      float[] tile) {
+  /** {@link #wide} for a tile of {@link #NARROW} columns: two vectors of B per k step. */
+  static void narrow(int kc, float[] ap, int pitch, MemorySegment b, long bAt, long bPitch,
+      MemorySegment out, long outAt, long outPitch) {
     FloatVector c0_0 = FloatVector.zero(SPECIES), c0_1 = FloatVector.zero(SPECIES);
     FloatVector c1_0 = FloatVector.zero(SPECIES), c1_1 = FloatVector.zero(SPECIES);
     FloatVector c2_0 = FloatVector.zero(SPECIES), c2_1 = FloatVector.zero(SPECIES);
     FloatVector c3_0 = FloatVector.zero(SPECIES), c3_1 = FloatVector.zero(SPECIES);
-    FloatVector c4_0 = FloatVector.zero(SPECIES), c4_1 = FloatVector.zero(SPECIES);
-    FloatVector c5_0 = FloatVector.zero(SPECIES), c5_1 = FloatVector.zero(SPECIES);
-    FloatVector c6_0 = FloatVector.zero(SPECIES), c6_1 = FloatVector.zero(SPECIES);
-    FloatVector c7_0 = FloatVector.zero(SPECIES), c7_1 = FloatVector.zero(SPECIES);
-    FloatVector c8_0 = FloatVector.zero(SPECIES), c8_1 = FloatVector.zero(SPECIES);
-    FloatVector c9_0 = FloatVector.zero(SPECIES), c9_1 = FloatVector.zero(SPECIES);
-    FloatVector c10_0 = FloatVector.zero(SPECIES), c10_1 = FloatVector.zero(SPECIES);
-    FloatVector c11_0 = FloatVector.zero(SPECIES), c11_1 = FloatVector.zero(SPECIES);
     for (int p = 0; p < kc; p++) {
-      int ao = apOff + p;
-      long bo = bpOff + p * bPitch;
-      FloatVector b0 = FloatVector.fromMemorySegment(SPECIES, bp, bo, ORDER);
-      FloatVector b1 = FloatVector.fromMemorySegment(SPECIES, bp, bo + 4L * LANES, ORDER);
+      long bo = bAt + p * bPitch;
+      FloatVector b0 = FloatVector.fromMemorySegment(SPECIES, b, bo, ORDER);
+      FloatVector b1 = FloatVector.fromMemorySegment(SPECIES, b, bo + VECTOR_BYTES, ORDER);
       FloatVector a;
-      a = FloatVector.broadcast(SPECIES, ap[ao]);
+      a = FloatVector.broadcast(SPECIES, ap[p]);
       c0_0 = a.fma(b0, c0_0); c0_1 = a.fma(b1, c0_1);
-      a = FloatVector.broadcast(SPECIES, ap[ao + 1 * pitch]);
+      a = FloatVector.broadcast(SPECIES, ap[p + 1 * pitch]);
       c1_0 = a.fma(b0, c1_0); c1_1 = a.fma(b1, c1_1);
-      a = FloatVector.broadcast(SPECIES, ap[ao + 2 * pitch]);
+      a = FloatVector.broadcast(SPECIES, ap[p + 2 * pitch]);
       c2_0 = a.fma(b0, c2_0); c2_1 = a.fma(b1, c2_1);
-      a = FloatVector.broadcast(SPECIES, ap[ao + 3 * pitch]);
+      a = FloatVector.broadcast(SPECIES, ap[p + 3 * pitch]);
       c3_0 = a.fma(b0, c3_0); c3_1 = a.fma(b1, c3_1);
-      a = FloatVector.broadcast(SPECIES, ap[ao + 4 * pitch]);
-      c4_0 = a.fma(b0, c4_0); c4_1 = a.fma(b1, c4_1);
-      a = FloatVector.broadcast(SPECIES, ap[ao + 5 * pitch]);
-      c5_0 = a.fma(b0, c5_0); c5_1 = a.fma(b1, c5_1);
-      a = FloatVector.broadcast(SPECIES, ap[ao + 6 * pitch]);
-      c6_0 = a.fma(b0, c6_0); c6_1 = a.fma(b1, c6_1);
-      a = FloatVector.broadcast(SPECIES, ap[ao + 7 * pitch]);
-      c7_0 = a.fma(b0, c7_0); c7_1 = a.fma(b1, c7_1);
-      a = FloatVector.broadcast(SPECIES, ap[ao + 8 * pitch]);
-      c8_0 = a.fma(b0, c8_0); c8_1 = a.fma(b1, c8_1);
-      a = FloatVector.broadcast(SPECIES, ap[ao + 9 * pitch]);
-      c9_0 = a.fma(b0, c9_0); c9_1 = a.fma(b1, c9_1);
-      a = FloatVector.broadcast(SPECIES, ap[ao + 10 * pitch]);
-      c10_0 = a.fma(b0, c10_0); c10_1 = a.fma(b1, c10_1);
-      a = FloatVector.broadcast(SPECIES, ap[ao + 11 * pitch]);
-      c11_0 = a.fma(b0, c11_0); c11_1 = a.fma(b1, c11_1);
     }
-    c0_0.intoArray(tile, 0 * LANES); c0_1.intoArray(tile, 1 * LANES);
-    c1_0.intoArray(tile, 2 * LANES); c1_1.intoArray(tile, 3 * LANES);
-    c2_0.intoArray(tile, 4 * LANES); c2_1.intoArray(tile, 5 * LANES);
-    c3_0.intoArray(tile, 6 * LANES); c3_1.intoArray(tile, 7 * LANES);
-    c4_0.intoArray(tile, 8 * LANES); c4_1.intoArray(tile, 9 * LANES);
-    c5_0.intoArray(tile, 10 * LANES); c5_1.intoArray(tile, 11 * LANES);
-    c6_0.intoArray(tile, 12 * LANES); c6_1.intoArray(tile, 13 * LANES);
-    c7_0.intoArray(tile, 14 * LANES); c7_1.intoArray(tile, 15 * LANES);
-    c8_0.intoArray(tile, 16 * LANES); c8_1.intoArray(tile, 17 * LANES);
-    c9_0.intoArray(tile, 18 * LANES); c9_1.intoArray(tile, 19 * LANES);
-    c10_0.intoArray(tile, 20 * LANES); c10_1.intoArray(tile, 21 * LANES);
-    c11_0.intoArray(tile, 22 * LANES); c11_1.intoArray(tile, 23 * LANES);
+    c0_0.intoMemorySegment(out, outAt, ORDER);
+    c0_1.intoMemorySegment(out, outAt + VECTOR_BYTES, ORDER);
+    c1_0.intoMemorySegment(out, outAt + 1 * outPitch, ORDER);
+    c1_1.intoMemorySegment(out, outAt + 1 * outPitch + VECTOR_BYTES, ORDER);
+    c2_0.intoMemorySegment(out, outAt + 2 * outPitch, ORDER);
+    c2_1.intoMemorySegment(out, outAt + 2 * outPitch + VECTOR_BYTES, ORDER);
+    c3_0.intoMemorySegment(out, outAt + 3 * outPitch, ORDER);
+    c3_1.intoMemorySegment(out, outAt + 3 * outPitch + VECTOR_BYTES, ORDER);
   }
-  private static void compute8(int kc, float[] ap, int apOff, int pitch, MemorySegment bp, long bpOff, long bPitch,
-      float[] tile) {
-    FloatVector c0_0 = FloatVector.zero(SPECIES), c0_1 = FloatVector.zero(SPECIES);
-    FloatVector c1_0 = FloatVector.zero(SPECIES), c1_1 = FloatVector.zero(SPECIES);
-    FloatVector c2_0 = FloatVector.zero(SPECIES), c2_1 = FloatVector.zero(SPECIES);
-    FloatVector c3_0 = FloatVector.zero(SPECIES), c3_1 = FloatVector.zero(SPECIES);
-    FloatVector c4_0 = FloatVector.zero(SPECIES), c4_1 = FloatVector.zero(SPECIES);
-    FloatVector c5_0 = FloatVector.zero(SPECIES), c5_1 = FloatVector.zero(SPECIES);
-    FloatVector c6_0 = FloatVector.zero(SPECIES), c6_1 = FloatVector.zero(SPECIES);
-    FloatVector c7_0 = FloatVector.zero(SPECIES), c7_1 = FloatVector.zero(SPECIES);
-    for (int p = 0; p < kc; p++) {
-      int ao = apOff + p;
-      long bo = bpOff + p * bPitch;
-      FloatVector b0 = FloatVector.fromMemorySegment(SPECIES, bp, bo, ORDER);
-      FloatVector b1 = FloatVector.fromMemorySegment(SPECIES, bp, bo + 4L * LANES, ORDER);
-      FloatVector a;
-      a = FloatVector.broadcast(SPECIES, ap[ao]);
-      c0_0 = a.fma(b0, c0_0); c0_1 = a.fma(b1, c0_1);
-      a = FloatVector.broadcast(SPECIES, ap[ao + 1 * pitch]);
-      c1_0 = a.fma(b0, c1_0); c1_1 = a.fma(b1, c1_1);
-      a = FloatVector.broadcast(SPECIES, ap[ao + 2 * pitch]);
-      c2_0 = a.fma(b0, c2_0); c2_1 = a.fma(b1, c2_1);
-      a = FloatVector.broadcast(SPECIES, ap[ao + 3 * pitch]);
-      c3_0 = a.fma(b0, c3_0); c3_1 = a.fma(b1, c3_1);
-      a = FloatVector.broadcast(SPECIES, ap[ao + 4 * pitch]);
-      c4_0 = a.fma(b0, c4_0); c4_1 = a.fma(b1, c4_1);
-      a = FloatVector.broadcast(SPECIES, ap[ao + 5 * pitch]);
-      c5_0 = a.fma(b0, c5_0); c5_1 = a.fma(b1, c5_1);
-      a = FloatVector.broadcast(SPECIES, ap[ao + 6 * pitch]);
-      c6_0 = a.fma(b0, c6_0); c6_1 = a.fma(b1, c6_1);
-      a = FloatVector.broadcast(SPECIES, ap[ao + 7 * pitch]);
-      c7_0 = a.fma(b0, c7_0); c7_1 = a.fma(b1, c7_1);
+
+  /**
+   * Merges the top-left {@code rows x cols} corner of a tile written by the kernels to {@code tile}
+   * (row i at byte {@code i*tilePitch}) into C, element by element as {@link GemmMicroKernel#store}
+   * does: {@code alpha*t} where beta is 0 (C is not read), else {@code fma(t, alpha, beta*C)}.
+   * A copy of that method's edge loop rather than a call to it, because that one reads its tile from
+   * an array: a tile in an array here would mean a second set of stores in the kernels (array and
+   * segment), and a heap segment over the array would put heap segments beside native ones in the
+   * kernels' stores (see GemmTask.unpacked for what that mix costs).
+   */
+  static void merge(MemorySegment tile, long tilePitch, MemorySegment c, long cAt, long ldcBytes, int rows, int cols,
+      float alpha, float beta) {
+    FloatVector va = FloatVector.broadcast(SPECIES, alpha);
+    FloatVector vb = FloatVector.broadcast(SPECIES, beta);
+    for (int i = 0; i < rows; i++) {
+      long row = cAt + i * ldcBytes;
+      for (int col = 0; col < cols; col += LANES) {
+        long at = row + col * 4L;
+        FloatVector t = FloatVector.fromMemorySegment(SPECIES, tile, i * tilePitch + col * 4L, ORDER);
+        if (col + LANES <= cols) {
+          FloatVector r = beta == 0f ? t.mul(va)
+              : t.fma(va, FloatVector.fromMemorySegment(SPECIES, c, at, ORDER).mul(vb));
+          r.intoMemorySegment(c, at, ORDER);
+        } else {
+          VectorMask<Float> valid = SPECIES.indexInRange(col, cols);
+          FloatVector r = beta == 0f ? t.mul(va)
+              : t.fma(va, FloatVector.fromMemorySegment(SPECIES, c, at, ORDER, valid).mul(vb));
+          r.intoMemorySegment(c, at, ORDER, valid);
+        }
+      }
     }
-    c0_0.intoArray(tile, 0 * LANES); c0_1.intoArray(tile, 1 * LANES);
-    c1_0.intoArray(tile, 2 * LANES); c1_1.intoArray(tile, 3 * LANES);
-    c2_0.intoArray(tile, 4 * LANES); c2_1.intoArray(tile, 5 * LANES);
-    c3_0.intoArray(tile, 6 * LANES); c3_1.intoArray(tile, 7 * LANES);
-    c4_0.intoArray(tile, 8 * LANES); c4_1.intoArray(tile, 9 * LANES);
-    c5_0.intoArray(tile, 10 * LANES); c5_1.intoArray(tile, 11 * LANES);
-    c6_0.intoArray(tile, 12 * LANES); c6_1.intoArray(tile, 13 * LANES);
-    c7_0.intoArray(tile, 14 * LANES); c7_1.intoArray(tile, 15 * LANES);
   }
-  private static void compute4(int kc, float[] ap, int apOff, int pitch, MemorySegment bp, long bpOff, long bPitch,
-      float[] tile) {
-    FloatVector c0_0 = FloatVector.zero(SPECIES), c0_1 = FloatVector.zero(SPECIES);
-    FloatVector c1_0 = FloatVector.zero(SPECIES), c1_1 = FloatVector.zero(SPECIES);
-    FloatVector c2_0 = FloatVector.zero(SPECIES), c2_1 = FloatVector.zero(SPECIES);
-    FloatVector c3_0 = FloatVector.zero(SPECIES), c3_1 = FloatVector.zero(SPECIES);
-    for (int p = 0; p < kc; p++) {
-      int ao = apOff + p;
-      long bo = bpOff + p * bPitch;
-      FloatVector b0 = FloatVector.fromMemorySegment(SPECIES, bp, bo, ORDER);
-      FloatVector b1 = FloatVector.fromMemorySegment(SPECIES, bp, bo + 4L * LANES, ORDER);
-      FloatVector a;
-      a = FloatVector.broadcast(SPECIES, ap[ao]);
-      c0_0 = a.fma(b0, c0_0); c0_1 = a.fma(b1, c0_1);
-      a = FloatVector.broadcast(SPECIES, ap[ao + 1 * pitch]);
-      c1_0 = a.fma(b0, c1_0); c1_1 = a.fma(b1, c1_1);
-      a = FloatVector.broadcast(SPECIES, ap[ao + 2 * pitch]);
-      c2_0 = a.fma(b0, c2_0); c2_1 = a.fma(b1, c2_1);
-      a = FloatVector.broadcast(SPECIES, ap[ao + 3 * pitch]);
-      c3_0 = a.fma(b0, c3_0); c3_1 = a.fma(b1, c3_1);
-    }
-    c0_0.intoArray(tile, 0 * LANES); c0_1.intoArray(tile, 1 * LANES);
-    c1_0.intoArray(tile, 2 * LANES); c1_1.intoArray(tile, 3 * LANES);
-    c2_0.intoArray(tile, 4 * LANES); c2_1.intoArray(tile, 5 * LANES);
-    c3_0.intoArray(tile, 6 * LANES); c3_1.intoArray(tile, 7 * LANES);
-  }}
+}

@@ -131,9 +131,10 @@ final class GemmTask implements ParallelTask {
    * Whether this product goes the unpacked way ({@link #direct}). It does when both operands are
    * untransposed, the k-sum fits one stage (so each element gets exactly the packed path's FMA
    * chain), the product is small, and A's rows are close enough together that copying a tile's rows
-   * in one piece, gaps included, does not copy much that is not A. Only the 12 x 2 kernel has an
-   * unpacked form. (The copy, {@code (MR-1)*lda + k <= (2*MR-1)*KC} floats, always fits the A block
-   * buffer, which holds {@code MC >= 8*MR} rows of KC.)
+   * in one piece, gaps included, does not copy much that is not A. Only at 512 bits, where the
+   * packed kernel is 12 x 2: the unpacked tile's 16 accumulators, 4 B vectors and a broadcast fit
+   * AVX-512's 32 registers, not AVX2's 16. (The copy, {@code 3*lda + k <= 7*KC} floats, always
+   * fits the A block buffer, which holds {@code MC >= 8*MR} rows of KC.)
    *
    * <p>B must be a native segment. Once a program has passed both heap and native segments, the
    * Vector API's segment-access code has seen both kinds, and a load from a segment inside a k
@@ -142,7 +143,7 @@ final class GemmTask implements ParallelTask {
    * (64^3, 256^3). The packed kernel reads only arrays, so heap operands, which always come with
    * that mix, go that way: 256^3 on arrays ran at 139-151 GFLOPS there against 97-101 unpacked.
    */
-  private static boolean unpacked(boolean transA, boolean transB, int m, int n, int k, int lda, float alpha,
+  static boolean unpacked(boolean transA, boolean transB, int m, int n, int k, int lda, float alpha,
       boolean bNative) {
     return GemmMicroKernel.MR == 12 && !transA && !transB && bNative && k != 0 && k <= GemmBlocking.KC
         && alpha != 0f && 2L * m * n * k <= DIRECT_MAX_FLOPS && lda <= 2L * k;
@@ -378,41 +379,56 @@ final class GemmTask implements ParallelTask {
 
   /**
    * Rows [m0, m1) and columns [n0, n1) of a small product without packing ({@link GemmDirectKernel}):
-   * for each MR-row tile row, A's rows are copied into the A block buffer in one run, gaps between
-   * rows included, and then every column tile reads B where it is. A last column tile narrower than
-   * NR is the exception: it is packed once, zeros past n1, so that no vector load runs past B's end.
+   * for each {@link GemmDirectKernel#ROWS}-row tile row, A's rows are copied into the A block buffer
+   * in one run, gaps between rows included, and then every WIDE-column tile reads B where it is. The
+   * columns past the last whole WIDE tile, fewer than WIDE, are packed once into NR-wide panels,
+   * zeros past n1, so that no vector load runs past B's end, and go through the narrow kernel.
+   *
+   * <p>A whole tile of a plain product (alpha 1, beta 0) into a native C is stored by the kernel
+   * itself; every other tile goes through this thread's tile and {@link GemmDirectKernel#merge}.
    *
    * <p>Why one tile row at a time: copying all of A first (16 KiB at 64^3) pushed A, B and C
-   * (16 KiB each) out of the 48 KiB L1 on their way through the kernel; a 3 KiB copy per tile row
-   * stays beside them. 64^3, one thread, Lanes over OpenBLAS in one JVM, three JVMs each: 0.82-0.84
-   * with the whole copy, 0.84-0.87 with this (and 0.65 in one JVM that met a slow stretch of the
-   * shared machine). For larger products the B column panels now stream from L2 once per tile row
-   * instead of staying in L1 across all rows, which did not cost: call by call against OpenBLAS,
-   * median of two JVMs each, before then after, 128^3 1.02/1.19 then 1.12/1.21, 256^3 0.88/1.07
-   * then 0.88/1.08, 320^3 1.06/1.06 then 0.87/1.08 (the 0.87 run was slow at every size).
+   * (16 KiB each) out of the 48 KiB L1 on their way through the kernel (measured with the 12-row
+   * tiles this path had before: 64^3 at 0.82-0.84 of OpenBLAS with the whole copy, 0.84-0.87 with
+   * a copy per tile row).
    */
   private void direct(int m0, int m1, int n0, int n1, GemmWorkspace ws) {
-    final int mr = GemmMicroKernel.MR;
-    final int nr = GemmMicroKernel.NR;
+    final int rowsPerTile = GemmDirectKernel.ROWS;
+    final int wide = GemmDirectKernel.WIDE;
+    final int narrow = GemmDirectKernel.NARROW;
     final int lda = (int) (ldaBytes / Float.BYTES);
     final float[] aRows = ws.aBlock;
-    // Column tiles start at n0 (a multiple of NR); the one from edgeAt, if any, is partial.
-    final int edgeAt = n0 + (n1 - n0) / nr * nr;
+    final MemorySegment tile = ws.directTile;
+    final long tilePitch = (long) wide * Float.BYTES;
+    final long narrowPanelBytes = (long) k * narrow * Float.BYTES;
+    // Wide tiles start at n0; the columns from edgeAt on, if any, are the packed narrow panels.
+    final int edgeAt = n0 + (n1 - n0) / wide * wide;
     if (edgeAt < n1) {
+      int panels = (n1 - edgeAt + narrow - 1) / narrow;
       GemmPacking.packB(false, b, bOff, ldbBytes, 0, k, edgeAt, n1 - edgeAt, ws.bBlock, 0, ws.transposeScratch,
           ws.bMap);
-      MemorySegment.copy(ws.bBlock, 0, ws.bEdge, JAVA_FLOAT_UNALIGNED, 0, k * nr);
+      MemorySegment.copy(ws.bBlock, 0, ws.bEdge, JAVA_FLOAT_UNALIGNED, 0, panels * k * narrow);
     }
-    for (int ir = m0; ir < m1; ir += mr) {
-      int rows = Math.min(mr, m1 - ir);
+    final boolean straight = alpha == 1f && beta == 0f && c.isNative();
+    for (int ir = m0; ir < m1; ir += rowsPerTile) {
+      int rows = Math.min(rowsPerTile, m1 - ir);
       GemmPacking.copyRun(a, aOff + ir * ldaBytes, (rows - 1) * lda + k, aRows, 0);
-      for (int jc = n0; jc < n1; jc += nr) {
-        boolean edge = jc == edgeAt;
-        MemorySegment bPanel = edge ? ws.bEdge : b;
-        long bAt = edge ? 0 : bOff + (long) jc * Float.BYTES;
-        long bPitch = edge ? (long) nr * Float.BYTES : ldbBytes;
-        GemmDirectKernel.computeAndStore(k, aRows, 0, lda, bPanel, bAt, bPitch, ws.tile, c,
-            cOff + ir * ldcBytes + (long) jc * Float.BYTES, ldcBytes, rows, Math.min(nr, n1 - jc), alpha, beta);
+      long cRow = cOff + ir * ldcBytes;
+      for (int jc = n0; jc < edgeAt; jc += wide) {
+        long bAt = bOff + (long) jc * Float.BYTES;
+        long cAt = cRow + (long) jc * Float.BYTES;
+        if (straight && rows == rowsPerTile) {
+          GemmDirectKernel.wide(k, aRows, lda, b, bAt, ldbBytes, c, cAt, ldcBytes);
+        } else {
+          GemmDirectKernel.wide(k, aRows, lda, b, bAt, ldbBytes, tile, 0, tilePitch);
+          GemmDirectKernel.merge(tile, tilePitch, c, cAt, ldcBytes, rows, wide, alpha, beta);
+        }
+      }
+      for (int jc = edgeAt, panel = 0; jc < n1; jc += narrow, panel++) {
+        GemmDirectKernel.narrow(k, aRows, lda, ws.bEdge, panel * narrowPanelBytes, (long) narrow * Float.BYTES,
+            tile, 0, tilePitch);
+        GemmDirectKernel.merge(tile, tilePitch, c, cRow + (long) jc * Float.BYTES, ldcBytes, rows,
+            Math.min(narrow, n1 - jc), alpha, beta);
       }
     }
   }

@@ -20,11 +20,16 @@ final class GemmWorkspace {
   /** One packed KC x NC block of B, as NC/NR micro-panels. */
   final float[] bBlock;
   /**
-   * The unpacked path's last column tile when it is narrower than NR ({@link GemmDirectKernel}):
-   * packed with zeros past the edge, then copied here. Native like the caller's B, so that the
-   * kernel's loads of B only ever see native segments (see GemmTask.unpacked).
+   * The unpacked path's last columns when they are fewer than a wide tile ({@link GemmDirectKernel}):
+   * up to two NR-wide panels, packed with zeros past the edge, then copied here. Native like the
+   * caller's B, so that the kernel's loads of B only ever see native segments (see GemmTask.unpacked).
    */
   final MemorySegment bEdge;
+  /**
+   * The unpacked path's tile on its way to C when the kernel does not store it there itself. Native,
+   * so that the kernel's stores, like its loads, only ever see native segments.
+   */
+  final MemorySegment directTile;
   /** Columns of Bᵀ on their way to being transposed into a panel. */
   final float[] transposeScratch;
   /** Gather pattern for the transposed packing of B panels. */
@@ -48,7 +53,8 @@ final class GemmWorkspace {
     int ncPadded = (GemmBlocking.NC + nr - 1) / nr * nr;
     aBlock = new float[GemmBlocking.MC / mr * GemmPacking.panelFloats()];
     bBlock = new float[kc * ncPadded];
-    bEdge = Arena.ofAuto().allocate((long) kc * nr * Float.BYTES, 64);
+    bEdge = Arena.ofAuto().allocate(2L * kc * nr * Float.BYTES, 64);
+    directTile = Arena.ofAuto().allocate((long) GemmDirectKernel.ROWS * GemmDirectKernel.WIDE * Float.BYTES, 64);
     tile = new float[mr * nr];
     transposeScratch = new float[nr * kc];
   }
