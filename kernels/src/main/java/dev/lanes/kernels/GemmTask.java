@@ -118,14 +118,15 @@ final class GemmTask implements ParallelTask {
 
   /**
    * Products at most this large (in floating-point operations) skip packing when their shape
-   * allows ({@link #unpacked}); 0 turns the unpacked path off. Where 320^3 comes from: Lanes over
-   * OpenBLAS, one thread, alternating call by call, with packing then without: 128^3 1.10 then
-   * 1.16, 192^3 1.05 then 1.09, 256^3 1.04 then 1.07, 320^3 1.04 then 1.06, but 384^3 1.01 then
-   * 0.96, 512^3 1.05 then 0.93 and 768^3 1.05 then 0.92: once the B columns of a tile no longer
-   * stay in L1 across the row tiles, reading them in place from the caller's rows costs more than
-   * packing them once.
+   * allows ({@link #unpacked}); 0 turns the unpacked path off. Where 256^3 comes from: Lanes over
+   * OpenBLAS, one thread, call by call in one JVM (`./lanes interleaved`, median of 5 rounds, two
+   * JVMs each), unpacked then packed: 128^3 1.23-1.24 then 1.11, 192^3 1.09-1.10 then 1.04-1.05,
+   * 256^3 1.04 either way, 320^3 1.01 then 1.04. The likely reason, not measured on its own: with
+   * 4 rows per tile each B vector the kernel loads feeds 4 FMAs, against 12 in the packed kernel,
+   * and the larger the product the less of B stays in L1 from one tile row to the next, so B is
+   * read from L2 more often than packing it once would cost.
    */
-  static final long DIRECT_MAX_FLOPS = Long.getLong("lanes.gemm.directMaxFlops", 2L * 320 * 320 * 320);
+  static final long DIRECT_MAX_FLOPS = Long.getLong("lanes.gemm.directMaxFlops", 2L * 256 * 256 * 256);
 
   /**
    * Whether this product goes the unpacked way ({@link #direct}). It does when both operands are
