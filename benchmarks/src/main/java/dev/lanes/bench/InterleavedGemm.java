@@ -70,11 +70,15 @@ final class InterleavedGemm implements Callable<Integer> {
         double flops = 2.0 * n * n * n;
         int calls = (int) Math.max(3, Math.min(pause > 0 ? 6 : 1000, seconds * 5e10 * threads / flops));
         double[] ratios = new double[rounds];
-        // The first round warms both up (JIT, page faults); it is printed but not counted.
+        // The first round warms both up (JIT, page faults); it is printed but not counted. It runs
+        // for at least --seconds however small the product: at 64^3 a round of 1000 calls lasts a
+        // few ms, and in rounds that short the code around Lanes' kernel was still C1's profiled
+        // code for the first five rounds (0.79-0.86 of OpenBLAS, then 0.94 once C2 had it).
+        long warmUntil = System.nanoTime() + (long) (seconds * 1e9);
         for (int round = 0; round <= rounds; round++) {
           long lanes = Long.MAX_VALUE;
           long blas = Long.MAX_VALUE;
-          for (int c = 0; c < calls; c++) {
+          for (int c = 0; c < calls || round == 0 && System.nanoTime() < warmUntil; c++) {
             long t = System.nanoTime();
             ops.lanes(parallelism);
             lanes = Math.min(lanes, System.nanoTime() - t);
