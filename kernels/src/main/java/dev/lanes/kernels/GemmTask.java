@@ -143,11 +143,19 @@ final class GemmTask implements ParallelTask {
    * alternating, the unpacked path's native calls ran at 0.70-0.89 of the packed path's speed
    * (64^3, 256^3). The packed kernel reads only arrays, so heap operands, which always come with
    * that mix, go that way: 256^3 on arrays ran at 139-151 GFLOPS there against 97-101 unpacked.
+   *
+   * <p>B must fit in half of L2. Every 4-row tile row reads all of B again, so a short, wide
+   * product of few flops with a large B (the gate GEMMs of a recurrent layer, batch 64) streams B
+   * from L3. Lanes over OpenBLAS, one thread, one JVM per column (1 MiB L2), unpacked then packed:
+   * 64 x 1024 x 256 (B 1 MiB) 0.87-0.89 then 1.16, 64 x 768 x 256 (768 KiB) 0.95-1.14 then
+   * 1.17-1.18, but 64 x 384 x 384 (576 KiB) 1.30 then 1.21, 64 x 512 x 256 (512 KiB) 1.30 then
+   * 1.18, 64 x 256 x 256 1.35 then 1.00.
    */
   static boolean unpacked(boolean transA, boolean transB, int m, int n, int k, int lda, float alpha,
       boolean bNative) {
     return GemmMicroKernel.MR == 12 && !transA && !transB && bNative && k != 0 && k <= GemmBlocking.KC
-        && alpha != 0f && 2L * m * n * k <= DIRECT_MAX_FLOPS && lda <= 2L * k;
+        && alpha != 0f && 2L * m * n * k <= DIRECT_MAX_FLOPS && lda <= 2L * k
+        && (long) k * n * Float.BYTES <= GemmBlocking.L2_BYTES / 2;
   }
 
   /** {@link #set} for a product whose op(B) was packed ahead ({@link PackedB}). */
